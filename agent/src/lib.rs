@@ -1,0 +1,20 @@
+//! vigil-agent: the edge half of Vigil.
+//!
+//! Data flow, one pipeline per camera:
+//!
+//! ```text
+//! camera ─RTSP─▶ ingest::pipeline (rtspsrc ! parsebin ! tee)
+//!                  ├─▶ recording appsink ─▶ ingest::ring::GopRing (encoded, never decoded)
+//!                  └─▶ analysis appsink (decoded RGB at detect fps) ─▶ detect::CameraAnalyzer
+//! events ─▶ ingest::clip::cut_clip (GOPs from the ring, remux only) ─▶ vigil_evidence (sign, chain)
+//! ```
+//!
+//! - [`camsim`]: a sample camera (RTSP server looping a file without re-encoding).
+//! - [`ingest`]: camera pipelines, the pre-event [`ingest::ring::GopRing`], clip cutting.
+//! - [`detect`]: ONNX detection, motion gate, zones/masks, tracker, calm events.
+//! - [`record`]: the one-shot `record` command (camera → signed clip directory).
+
+pub mod camsim;
+pub mod detect;
+pub mod ingest;
+pub mod record;

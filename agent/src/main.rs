@@ -1,0 +1,269 @@
+//! `vigil-agent` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use vigil_agent::camsim::{Camsim, CamsimSettings};
+use vigil_agent::ingest::{CameraSettings, Transport};
+use vigil_agent::record::{record, RecordRequest};
+
+#[derive(Parser)]
+#[command(name = "vigil-agent", version, about = "Vigil edge agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a video file as a live RTSP camera (no re-encoding), looping.
+    Camsim {
+        /// H.264/H.265 file (MP4, MKV, ...).
+        #[arg(long)]
+        file: PathBuf,
+        /// TCP port (0 = pick a free one; the URL is printed on stdout).
+        #[arg(long, default_value_t = 8554)]
+        port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        address: String,
+        /// Mount path.
+        #[arg(long, default_value = "/cam1")]
+        path: String,
+        /// Log one line per access unit sent (`unix_ms index pts_ms`), for latency benchmarks.
+        #[arg(long)]
+        frame_log: Option<PathBuf>,
+    },
+    /// Record one clip from a camera (remux only), optionally signed.
+    Record {
+        /// rtsp:// or rtsps:// URL.
+        #[arg(long)]
+        url: String,
+        /// Seconds of video from the first key frame.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Output directory; gets clip.mp4 (and manifest.json, manifest.sig, pubkey.pem with --key).
+        #[arg(long)]
+        out: PathBuf,
+        /// Signing key (see `keygen`).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Chain state directory.
+        #[arg(long, default_value = "vigil-state/chain")]
+        state_dir: PathBuf,
+        /// Camera id for the manifest and chain.
+        #[arg(long, default_value = "cam1")]
+        camera_id: String,
+        /// Agent id for the manifest.
+        #[arg(long, default_value = "agent1")]
+        agent_id: String,
+        /// RTSP transport: tcp or udp (the other is tried on RTSP 461).
+        #[arg(long, default_value = "tcp")]
+        transport: String,
+        /// Give up when the camera sends no key frame within this many seconds.
+        #[arg(long, default_value_t = 15)]
+        timeout: u64,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate this box's signing key (ECDSA P-256, file mode 0600).
+    Keygen {
+        /// Where to write the private key (refuses to overwrite).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Run detection on a file or camera and print one JSON line per analysed frame.
+    Detect {
+        /// Model manifest (.toml) or .onnx with a manifest beside it.
+        #[arg(long, default_value = "models/yolox_nano.toml")]
+        model: PathBuf,
+        /// Video file or rtsp:// URL.
+        #[arg(long)]
+        input: String,
+        /// Analysed frames per second (0 = every frame of a file).
+        #[arg(long, default_value_t = 5.0)]
+        fps: f64,
+        /// Minimum score to print.
+        #[arg(long, default_value_t = 0.5)]
+        min_score: f32,
+        /// ONNX Runtime library (else ORT_DYLIB_PATH, else .deps/onnxruntime).
+        #[arg(long)]
+        ort_library: Option<PathBuf>,
+        /// Stop after this many frames (0 = until the input ends).
+        #[arg(long, default_value_t = 0)]
+        frames: u64,
+        /// JSON lines output (the default and only format today).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vigil-agent: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Camsim {
+            file,
+            port,
+            address,
+            path,
+            frame_log,
+        } => {
+            let sim = Camsim::start(&CamsimSettings {
+                file,
+                address,
+                port,
+                path,
+                frame_log,
+            })?;
+            println!("camsim: serving {}", sim.url());
+            sim.run()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Record {
+            url,
+            seconds,
+            out,
+            key,
+            state_dir,
+            camera_id,
+            agent_id,
+            transport,
+            timeout,
+            json,
+        } => {
+            let mut camera = CameraSettings::new(&camera_id, &url);
+            camera.transport = match transport.as_str() {
+                "tcp" => Transport::Tcp,
+                "udp" => Transport::Udp,
+                other => anyhow::bail!("--transport {other:?} is not tcp or udp"),
+            };
+            camera.stall_timeout = Duration::from_secs(timeout);
+            let summary = record(&RecordRequest {
+                camera,
+                seconds,
+                out,
+                key,
+                state_dir,
+                agent_id,
+                timeout: Duration::from_secs(timeout),
+            })?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!(
+                    "recorded {}: {} {}x{}, {} frames, {:.1} s, {} bytes{}",
+                    summary.path.display(),
+                    summary.codec,
+                    summary.width,
+                    summary.height,
+                    summary.frames,
+                    summary.duration_ms as f64 / 1000.0,
+                    summary.bytes,
+                    match summary.seq {
+                        Some(seq) => format!(", signed, seq {seq}"),
+                        None => String::new(),
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen { key } => {
+            let k = vigil_evidence::keys::SigningKey::generate(&key)?;
+            println!("key_id: {}", k.key_id());
+            print!("{}", k.public_key().to_pem());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Detect {
+            model,
+            input,
+            fps,
+            min_score,
+            ort_library,
+            frames,
+            json: _,
+        } => detect(&model, &input, fps, min_score, ort_library.as_deref(), frames),
+    }
+}
+
+fn detect(
+    model: &std::path::Path,
+    input: &str,
+    fps: f64,
+    min_score: f32,
+    ort_library: Option<&std::path::Path>,
+    limit: u64,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    use vigil_agent::detect::{detect_frame, DetectorOptions, OrtDetector};
+    let manifest = if model.extension().is_some_and(|e| e == "onnx") {
+        model.with_extension("toml")
+    } else {
+        model.to_path_buf()
+    };
+    let mut detector =
+        OrtDetector::from_manifest_path(ort_library, &manifest, DetectorOptions::default())?;
+    let stdout = std::io::stdout();
+    let mut count = 0u64;
+    let mut failure: Option<anyhow::Error> = None;
+    let mut each = |frame: vigil_agent::detect::AnalysisFrame| -> bool {
+        match detect_frame(&mut detector, &frame, min_score) {
+            Ok(result) => {
+                let line = serde_json::to_string(&result).unwrap_or_default();
+                if writeln!(stdout.lock(), "{line}").is_err() {
+                    return false;
+                }
+            }
+            Err(e) => {
+                failure = Some(e.into());
+                return false;
+            }
+        }
+        count += 1;
+        limit == 0 || count < limit
+    };
+    if input.starts_with("rtsp://") || input.starts_with("rtsps://") {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let mut settings = CameraSettings::new("detect", input);
+        settings.detect_fps = fps.max(0.1);
+        let mut camera = vigil_agent::ingest::camera::Camera::spawn(
+            settings,
+            std::sync::Arc::new(|_| {}),
+            Some(std::sync::Arc::new(move |f| {
+                let _ = tx.try_send(f);
+            })),
+        )?;
+        while let Ok(frame) = rx.recv_timeout(Duration::from_secs(20)) {
+            if !each(frame) {
+                break;
+            }
+        }
+        camera.stop();
+    } else {
+        vigil_agent::ingest::filesource::decode_file(std::path::Path::new(input), fps, each)
+            .map_err(anyhow::Error::msg)?;
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(ExitCode::SUCCESS)
+}
