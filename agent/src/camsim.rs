@@ -313,9 +313,11 @@ impl Camsim {
     /// Serve until SIGTERM or SIGINT, then close every client session and return.
     pub fn run(self) -> Result<(), CamsimError> {
         let main_loop = self.main_loop.clone();
-        let mut signals =
-            signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
-                .map_err(|e| CamsimError::Gst(format!("cannot install signal handlers: {e}")))?;
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+        ])
+        .map_err(|e| CamsimError::Gst(format!("cannot install signal handlers: {e}")))?;
         std::thread::Builder::new()
             .name("camsim-signals".into())
             .spawn(move || {
@@ -340,7 +342,9 @@ fn feed(
     stop: &AtomicBool,
 ) {
     let start = Instant::now();
-    let base = appsrc.current_running_time().unwrap_or(gst::ClockTime::ZERO);
+    let base = appsrc
+        .current_running_time()
+        .unwrap_or(gst::ClockTime::ZERO);
     let base = Duration::from_nanos(base.nseconds());
     for lap in 0u32.. {
         let lap_offset = stream.loop_len * lap;
@@ -371,13 +375,7 @@ fn feed(
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .unwrap_or_default();
-                    let _ = writeln!(
-                        f,
-                        "{} {} {}",
-                        now.as_millis(),
-                        index,
-                        unit.pts.as_millis()
-                    );
+                    let _ = writeln!(f, "{} {} {}", now.as_millis(), index, unit.pts.as_millis());
                 }
             }
         }

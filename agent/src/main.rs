@@ -201,7 +201,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             ort_library,
             frames,
             json: _,
-        } => detect(&model, &input, fps, min_score, ort_library.as_deref(), frames),
+        } => detect(
+            &model,
+            &input,
+            fps,
+            min_score,
+            ort_library.as_deref(),
+            frames,
+        ),
     }
 }
 

@@ -57,7 +57,9 @@ pub struct RecordSummary {
 pub enum RecordError {
     #[error("camera {url}: {reason}")]
     Camera { url: String, reason: String },
-    #[error("camera {url}: no key frame within {secs} s; is the camera sending H.264/H.265 video?")]
+    #[error(
+        "camera {url}: no key frame within {secs} s; is the camera sending H.264/H.265 video?"
+    )]
     NoVideo { url: String, secs: u64 },
     #[error(transparent)]
     Clip(#[from] crate::ingest::clip::ClipError),
@@ -186,7 +188,12 @@ pub fn record(req: &RecordRequest) -> Result<RecordSummary, RecordError> {
                     part: None,
                 },
             )?;
-            vigil_evidence::clipdir::write_clip_dir(&req.out, &muxed.mp4, &signed, &key.public_key())?;
+            vigil_evidence::clipdir::write_clip_dir(
+                &req.out,
+                &muxed.mp4,
+                &signed,
+                &key.public_key(),
+            )?;
             summary.signed = true;
             summary.seq = Some(signed.record().seq);
         }

@@ -166,7 +166,10 @@ impl CameraStats {
 
     /// Seconds since the last access unit, if any arrived.
     pub fn last_unit_age(&self) -> Option<Duration> {
-        self.last_unit.lock().ok().and_then(|t| t.map(|t| t.elapsed()))
+        self.last_unit
+            .lock()
+            .ok()
+            .and_then(|t| t.map(|t| t.elapsed()))
     }
 }
 
@@ -184,6 +187,7 @@ impl Camera {
         on_unit: UnitSink,
         on_frame: Option<FrameSink>,
     ) -> std::io::Result<Camera> {
+        gst::init().map_err(|e| std::io::Error::other(format!("GStreamer: {e}")))?;
         let stats = Arc::new(CameraStats::new());
         let shutdown = Arc::new(AtomicBool::new(false));
         let (s, sd) = (stats.clone(), shutdown.clone());
@@ -232,7 +236,14 @@ fn run(
     while !shutdown.load(Ordering::SeqCst) {
         stats.set_state(CameraState::Connecting);
         let frames_before = stats.frames_in.load(Ordering::Relaxed);
-        let result = run_once(settings, transport, stats, shutdown, on_unit.clone(), on_frame.clone());
+        let result = run_once(
+            settings,
+            transport,
+            stats,
+            shutdown,
+            on_unit.clone(),
+            on_frame.clone(),
+        );
         if shutdown.load(Ordering::SeqCst) {
             break;
         }
@@ -359,7 +370,7 @@ fn classify(error: &str, debug: &str) -> String {
         "camera has no stream at this path (RTSP 404 Not Found): check the URL path".into()
     } else if has("461") || has("nsupported transport") {
         "camera refused the transport (RTSP 461); trying the other transport".into()
-    } else if has("Connection refused") || has("Could not connect") {
+    } else if has("Connection refused") || has("Could not connect") || has("Failed to connect") {
         "camera is not reachable (connection refused): check address, port and power".into()
     } else if has("timeout") || has("timed out") {
         "camera did not answer in time (timeout)".into()
@@ -398,6 +409,10 @@ mod tests {
     fn classifies_reasons() {
         assert!(classify("Unauthorized", "").contains("401"));
         assert!(classify("Not Found", "").contains("404"));
-        assert!(classify("Could not open resource for reading and writing.", "Could not connect to server. (Connection refused)").contains("not reachable"));
+        assert!(classify(
+            "Could not open resource for reading and writing.",
+            "Could not connect to server. (Connection refused)"
+        )
+        .contains("not reachable"));
     }
 }

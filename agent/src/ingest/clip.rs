@@ -37,6 +37,7 @@ pub struct MuxedClip {
 
 /// Mux `gops` (decode order, first unit a key frame) into a faststart MP4.
 pub fn cut_clip(gops: &[Gop], caps: &gst::Caps) -> Result<MuxedClip, ClipError> {
+    gst::init().map_err(|e| ClipError::Mux(e.to_string()))?;
     let units: Vec<_> = gops.iter().flat_map(|g| g.units.iter()).collect();
     if units.is_empty() {
         return Err(ClipError::Empty);
@@ -114,7 +115,9 @@ pub fn cut_clip(gops: &[Gop], caps: &gst::Caps) -> Result<MuxedClip, ClipError> 
         match sink.pull_sample() {
             Ok(sample) => {
                 let Some(buf) = sample.buffer() else { continue };
-                let Ok(map) = buf.map_readable() else { continue };
+                let Ok(map) = buf.map_readable() else {
+                    continue;
+                };
                 let at = match buf.offset() {
                     o if o != u64::MAX => o as usize,
                     _ => mp4.len(),

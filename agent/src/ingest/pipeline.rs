@@ -29,7 +29,9 @@ pub type FrameSink = Arc<dyn Fn(AnalysisFrame) + Send + Sync>;
 /// Errors building a pipeline (not runtime camera errors, which arrive on the bus).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("GStreamer element {0} is missing; run `make setup` (GStreamer plugins good/bad/libav)")]
+    #[error(
+        "GStreamer element {0} is missing; run `make setup` (GStreamer plugins good/bad/libav)"
+    )]
     MissingElement(String),
     #[error("cannot assemble the pipeline: {0}")]
     Assemble(String),
@@ -149,7 +151,10 @@ fn link_video(
             let _ = pipeline.post_message(
                 gst::message::Application::builder(
                     gst::Structure::builder("vigil-link-error")
-                        .field("reason", format!("camera sends {name}; Vigil records H.264 or H.265"))
+                        .field(
+                            "reason",
+                            format!("camera sends {name}; Vigil records H.264 or H.265"),
+                        )
                         .build(),
                 )
                 .build(),
@@ -201,7 +206,11 @@ fn link_branches(
     );
     // parsebin's own parser keeps the depayloader's format; a second parser, picked by
     // the caps' media type, converts to byte-stream access units for the ring.
-    let reparse = make(if media == "video/x-h265" { "h265parse" } else { "h264parse" })?;
+    let reparse = make(if media == "video/x-h265" {
+        "h265parse"
+    } else {
+        "h264parse"
+    })?;
     reparse.set_property("config-interval", -1i32);
     let tee = make("tee")?;
     let rec_queue = make("queue")?;
@@ -244,7 +253,13 @@ fn link_branches(
             .build(),
     );
     pipeline
-        .add_many([&reparse, &capsfilter, &tee, &rec_queue, rec_sink.upcast_ref()])
+        .add_many([
+            &reparse,
+            &capsfilter,
+            &tee,
+            &rec_queue,
+            rec_sink.upcast_ref(),
+        ])
         .map_err(assemble)?;
     gst::Element::link_many([&reparse, &capsfilter, &tee]).map_err(assemble)?;
     gst::Element::link_many([&tee, &rec_queue, rec_sink.upcast_ref()]).map_err(assemble)?;
@@ -268,7 +283,9 @@ fn link_branches(
         let rawfilter = make("capsfilter")?;
         rawfilter.set_property(
             "caps",
-            gst::Caps::builder("video/x-raw").field("format", "RGB").build(),
+            gst::Caps::builder("video/x-raw")
+                .field("format", "RGB")
+                .build(),
         );
         let an_sink = gst_app::AppSink::builder()
             .name("analysis")
@@ -291,7 +308,14 @@ fn link_branches(
                 .build(),
         );
         pipeline
-            .add_many([&an_queue, &decode, &rate, &convert, &rawfilter, an_sink.upcast_ref()])
+            .add_many([
+                &an_queue,
+                &decode,
+                &rate,
+                &convert,
+                &rawfilter,
+                an_sink.upcast_ref(),
+            ])
             .map_err(assemble)?;
         gst::Element::link_many([&tee, &an_queue, &decode]).map_err(assemble)?;
         gst::Element::link_many([&rate, &convert, &rawfilter, an_sink.upcast_ref()])
@@ -307,11 +331,24 @@ fn link_branches(
                 }
             }
         });
-        for e in [&an_queue, &decode, &rate, &convert, &rawfilter, an_sink.upcast_ref()] {
+        for e in [
+            &an_queue,
+            &decode,
+            &rate,
+            &convert,
+            &rawfilter,
+            an_sink.upcast_ref(),
+        ] {
             e.sync_state_with_parent().map_err(assemble)?;
         }
     }
-    for e in [&reparse, &capsfilter, &tee, &rec_queue, rec_sink.upcast_ref()] {
+    for e in [
+        &reparse,
+        &capsfilter,
+        &tee,
+        &rec_queue,
+        rec_sink.upcast_ref(),
+    ] {
         e.sync_state_with_parent().map_err(assemble)?;
     }
     let sinkpad = reparse

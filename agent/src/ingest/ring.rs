@@ -101,7 +101,10 @@ impl GopRing {
         while self.gops.len() > 1 {
             let over_bytes = self.bytes > self.max_bytes;
             // Drop the oldest GOP only if the remaining ones still cover max_duration.
-            let over_time = match (self.gops.get(1).and_then(|g| g.units[0].time()), self.newest_time()) {
+            let over_time = match (
+                self.gops.get(1).and_then(|g| g.units[0].time()),
+                self.newest_time(),
+            ) {
                 (Some(second_start), Some(newest)) => {
                     newest.saturating_sub(second_start).nseconds() as u128
                         >= self.max_duration.as_nanos()
@@ -119,7 +122,10 @@ impl GopRing {
     }
 
     fn newest_time(&self) -> Option<gst::ClockTime> {
-        self.gops.back().and_then(|g| g.units.last()).and_then(|u| u.time())
+        self.gops
+            .back()
+            .and_then(|g| g.units.last())
+            .and_then(|u| u.time())
     }
 
     /// Bytes of video held now.
@@ -144,7 +150,10 @@ impl GopRing {
 
     /// Span of video held, from the oldest key frame to the newest unit.
     pub fn span(&self) -> Duration {
-        match (self.gops.front().and_then(|g| g.units[0].time()), self.newest_time()) {
+        match (
+            self.gops.front().and_then(|g| g.units[0].time()),
+            self.newest_time(),
+        ) {
             (Some(a), Some(b)) => Duration::from_nanos(b.saturating_sub(a).nseconds()),
             _ => Duration::ZERO,
         }
@@ -218,7 +227,11 @@ mod tests {
             ring.push(unit(i * 100, i % 20 == 0, 1000));
             assert!(ring.bytes() <= 100_000);
             // Duration bound plus at most one GOP.
-            assert!(ring.span() <= Duration::from_secs(7), "span {:?}", ring.span());
+            assert!(
+                ring.span() <= Duration::from_secs(7),
+                "span {:?}",
+                ring.span()
+            );
         }
         assert!(ring.span() >= Duration::from_secs(5));
         // Byte bound binds when it is tighter than the duration.
@@ -241,7 +254,10 @@ mod tests {
             gst::ClockTime::from_mseconds(2500),
             gst::ClockTime::from_mseconds(4100),
         );
-        let starts: Vec<_> = gops.iter().map(|g| g.units[0].pts.map(|p| p.mseconds())).collect();
+        let starts: Vec<_> = gops
+            .iter()
+            .map(|g| g.units[0].pts.map(|p| p.mseconds()))
+            .collect();
         assert_eq!(starts, vec![Some(2000), Some(4000)]);
     }
 }

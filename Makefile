@@ -1,0 +1,34 @@
+# Vigil: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+export ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
+export PYTHONPATH := $(CURDIR)/.deps/python$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+.PHONY: setup build test lint demo bench clean
+
+## setup: Debian packages, ONNX Runtime, the model, sample footage (idempotent)
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --workspace --all-targets
+
+## test: setup, every test of the workspace, clippy, rustfmt
+test: setup
+	$(CARGO) build --workspace --bins
+	$(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+
+## demo: sample camera -> agent (detection + a signed clip) -> offline verification
+demo: setup
+	$(CARGO) build --release --bins
+	@bash scripts/demo.sh
+
+## bench: benchmarks under bench/, rewrites BENCHMARKS.md (QUICK=1 for a short run)
+bench: setup
+	$(CARGO) build --release --bins
+	@QUICK=$(QUICK) bash bench/run.sh
+
+clean:
+	$(CARGO) clean
