@@ -62,6 +62,10 @@ pub fn build(
             Transport::Udp => "udp",
         },
     );
+    // Timestamps straight from RTP: the default (slave to arrival times) adds tens of ms of
+    // jitter to PTS, which breaks B-frame ordering in clips. Arrival time is kept apart
+    // (AccessUnit::wall), so latency is still measured from arrival.
+    src.set_property_from_str("buffer-mode", "none");
     src.set_property("tcp-timeout", 5_000_000u64);
     src.set_property("timeout", 5_000_000u64);
     if let Some(user) = &settings.username {
