@@ -15,6 +15,8 @@
 //! - [`record`]: the one-shot `record` command (camera → signed clip directory).
 
 pub mod camsim;
+pub mod config;
 pub mod detect;
 pub mod ingest;
 pub mod record;
+pub mod runtime;

@@ -69,6 +69,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a camera's ingest (recording branch, and analysis branch when --detect-fps > 0)
+    /// for a while and print its counters as JSON: checks a camera's stream without a model.
+    Ingest {
+        /// rtsp:// or rtsps:// URL.
+        #[arg(long)]
+        url: String,
+        /// How long to run.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Decoded frames per second for the analysis branch (0 = recording branch only).
+        #[arg(long, default_value_t = 5.0)]
+        detect_fps: f64,
+    },
+    /// Run the agent: every configured camera, detection, signed clips into the outbox.
+    Run {
+        /// Agent config (see config/agent.example.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// Stop by itself after this many seconds (demo, tests); default: until SIGTERM.
+        #[arg(long)]
+        seconds: Option<f64>,
+    },
+    /// Check a config file and report every problem at once (exit 2 when invalid).
+    CheckConfig {
+        /// Agent config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Generate this box's signing key (ECDSA P-256, file mode 0600).
     Keygen {
         /// Where to write the private key (refuses to overwrite).
@@ -187,6 +215,36 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Ingest {
+            url,
+            seconds,
+            detect_fps,
+        } => ingest_probe(&url, seconds, detect_fps),
+        Command::Run { config, seconds } => {
+            let config = vigil_agent::config::AgentConfig::load(&config)?;
+            let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                // A second signal while draining exits at once.
+                signal_hook::flag::register_conditional_shutdown(sig, 1, shutdown.clone())?;
+                signal_hook::flag::register(sig, shutdown.clone())?;
+            }
+            vigil_agent::runtime::run(&config, shutdown, seconds.map(Duration::from_secs_f64))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => match vigil_agent::config::AgentConfig::load(&config) {
+            Ok(c) => {
+                println!(
+                    "{}: valid ({} camera(s))",
+                    config.display(),
+                    c.cameras.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(2))
+            }
+        },
         Command::Keygen { key } => {
             let k = vigil_evidence::keys::SigningKey::generate(&key)?;
             println!("key_id: {}", k.key_id());
@@ -272,5 +330,54 @@ fn detect(
     if let Some(e) = failure {
         return Err(e);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ingest_probe(url: &str, seconds: f64, detect_fps: f64) -> anyhow::Result<ExitCode> {
+    use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Mutex};
+    use vigil_agent::ingest::{Camera, GopRing};
+    let mut settings = CameraSettings::new("probe", url);
+    settings.detect_fps = detect_fps.max(0.1);
+    let ring = Arc::new(Mutex::new(GopRing::new(Duration::from_secs(10), 256 << 20)));
+    let r2 = ring.clone();
+    let on_frame: Option<vigil_agent::ingest::pipeline::FrameSink> = if detect_fps > 0.0 {
+        Some(Arc::new(|_| {}))
+    } else {
+        None
+    };
+    let mut camera = Camera::spawn(
+        settings,
+        Arc::new(move |u| {
+            if let Ok(mut r) = r2.lock() {
+                r.push(u);
+            }
+        }),
+        on_frame,
+    )?;
+    let end = std::time::Instant::now() + Duration::from_secs_f64(seconds);
+    while std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = camera.stats().clone();
+    let state = s.state();
+    camera.stop();
+    let (ring_bytes, ring_gops) = ring
+        .lock()
+        .map(|r| (r.bytes(), r.len()))
+        .unwrap_or_default();
+    println!(
+        "{}",
+        serde_json::json!({
+            "state": state,
+            "frames_in": s.frames_in.load(Ordering::Relaxed),
+            "bytes_in": s.bytes_in.load(Ordering::Relaxed),
+            "frames_analysed": s.frames_analysed.load(Ordering::Relaxed),
+            "frames_dropped": s.frames_dropped.load(Ordering::Relaxed),
+            "reconnects": s.reconnects.load(Ordering::Relaxed),
+            "ring_bytes": ring_bytes,
+            "ring_gops": ring_gops,
+        })
+    );
     Ok(ExitCode::SUCCESS)
 }

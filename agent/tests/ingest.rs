@@ -128,7 +128,7 @@ fn reconnects_after_camera_restart_and_cuts_valid_clip() {
     wait_until("a full GOP after recovery", Duration::from_secs(10), || {
         ring.lock().expect("ring").len() > gops.len()
     });
-    let clip = cut_clip(&[newest.clone()], &caps.expect("caps known")).expect("cut");
+    let clip = cut_clip(std::slice::from_ref(&newest), &caps.expect("caps known")).expect("cut");
     let desc = vigil_evidence::clip::ClipDescription::from_mp4(&clip.mp4).expect("valid mp4");
     assert_eq!(desc.frame_count as usize, newest.units.len());
     assert_eq!(desc.gops.len(), 1);

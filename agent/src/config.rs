@@ -1,0 +1,240 @@
+//! `agent.toml`: what the user asked the agent to do. Validation collects every problem
+//! and reports each as a sentence naming the key and what to do.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::detect::{CameraDetectConfig, DetectConfig};
+use crate::ingest::Transport;
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Agent id: topic root and manifest field. Letters, digits, `-`, `_`.
+    pub agent_id: String,
+    /// Signing key (create with `vigil-agent keygen --key PATH`). Default `vigil-state/agent.key`.
+    #[serde(default = "default_key")]
+    pub key: PathBuf,
+    /// Chain state (per-camera seq and head hash). Default `vigil-state/chain`.
+    #[serde(default = "default_chain")]
+    pub chain_dir: PathBuf,
+    /// Durable spool of signed clips and event messages. Default `vigil-state/outbox`.
+    #[serde(default = "default_outbox")]
+    pub outbox_dir: PathBuf,
+    /// Detection runtime and model.
+    #[serde(default)]
+    pub detect: DetectConfig,
+    /// Cameras; at least one.
+    pub cameras: Vec<CameraConfig>,
+}
+
+fn default_key() -> PathBuf {
+    PathBuf::from("vigil-state/agent.key")
+}
+fn default_chain() -> PathBuf {
+    PathBuf::from("vigil-state/chain")
+}
+fn default_outbox() -> PathBuf {
+    PathBuf::from("vigil-state/outbox")
+}
+
+/// One camera.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Camera id, unique on this agent. Letters, digits, `-`, `_`.
+    pub id: String,
+    /// `rtsp://` or `rtsps://` URL.
+    pub url: String,
+    /// `tcp` (default) or `udp`; the other is tried on RTSP 461.
+    #[serde(default = "default_transport")]
+    pub transport: Transport,
+    /// Analysed frames per second. Default 5.
+    #[serde(default = "default_fps")]
+    pub detect_fps: f64,
+    /// Seconds of video before an event kept in its clip. Default 5.
+    #[serde(default = "default_pre_roll")]
+    pub pre_roll_seconds: f64,
+    /// Seconds of video after an event's end kept in its clip. Default 3.
+    #[serde(default = "default_post_roll")]
+    pub post_roll_seconds: f64,
+    /// Longest clip; longer recordings are split into linked parts. Default 60.
+    #[serde(default = "default_max_clip")]
+    pub max_clip_seconds: f64,
+    /// Byte bound of the pre-event ring, MiB. Default 64.
+    #[serde(default = "default_ring_mib")]
+    pub ring_max_mib: u64,
+    /// Detection, zones, masks and event settings for this camera.
+    #[serde(default)]
+    pub detect: CameraDetectConfig,
+}
+
+fn default_transport() -> Transport {
+    Transport::Tcp
+}
+fn default_fps() -> f64 {
+    5.0
+}
+fn default_pre_roll() -> f64 {
+    5.0
+}
+fn default_post_roll() -> f64 {
+    3.0
+}
+fn default_max_clip() -> f64 {
+    60.0
+}
+fn default_ring_mib() -> u64 {
+    64
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path} has {} problem(s):\n  {}", problems.len(), problems.join("\n  "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl AgentConfig {
+    /// Read, parse and validate `path`.
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: AgentConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// Every problem, each a sentence naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !valid_id(&self.agent_id) {
+            p.push(format!(
+                "agent_id: {:?} must be 1-64 letters, digits, '-' or '_'",
+                self.agent_id
+            ));
+        }
+        p.extend(self.detect.problems("detect"));
+        if self.cameras.is_empty() {
+            p.push("cameras: no camera configured; add a [[cameras]] table with id and url".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            let key = format!("cameras[{i}]");
+            if !valid_id(&c.id) {
+                p.push(format!(
+                    "{key}.id: {:?} must be 1-64 letters, digits, '-' or '_'",
+                    c.id
+                ));
+            } else if !seen.insert(c.id.clone()) {
+                p.push(format!("{key}.id: {:?} is used by another camera", c.id));
+            }
+            match c.url.split_once("://") {
+                Some(("rtsp" | "rtsps", rest)) if !rest.is_empty() => {}
+                Some((scheme, _)) => p.push(format!(
+                    "{key}.url: scheme {scheme:?} is not rtsp:// or rtsps://"
+                )),
+                None => p.push(format!(
+                    "{key}.url: {:?} is not a URL; use rtsp://host:port/path",
+                    crate::ingest::camera::redact_url(&c.url)
+                )),
+            }
+            if !(0.1..=30.0).contains(&c.detect_fps) {
+                p.push(format!(
+                    "{key}.detect_fps: {} is outside 0.1..30",
+                    c.detect_fps
+                ));
+            }
+            for (name, v, max) in [
+                ("pre_roll_seconds", c.pre_roll_seconds, 60.0),
+                ("post_roll_seconds", c.post_roll_seconds, 60.0),
+                ("max_clip_seconds", c.max_clip_seconds, 3600.0),
+            ] {
+                if !(0.0..=max).contains(&v) {
+                    p.push(format!("{key}.{name}: {v} is outside 0..{max} seconds"));
+                }
+            }
+            if c.max_clip_seconds < 2.0 {
+                p.push(format!(
+                    "{key}.max_clip_seconds: {} is below 2 s; a clip needs at least one GOP",
+                    c.max_clip_seconds
+                ));
+            }
+            if c.ring_max_mib == 0 || c.ring_max_mib > 4096 {
+                p.push(format!(
+                    "{key}.ring_max_mib: {} is outside 1..4096",
+                    c.ring_max_mib
+                ));
+            }
+            p.extend(c.detect.problems(&format!("{key}.detect")));
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_every_problem_with_its_key() {
+        let text = r#"
+agent_id = "bad id"
+[[cameras]]
+id = "cam1"
+url = "htp://x/y"
+detect_fps = 0
+[[cameras]]
+id = "cam1"
+url = "rtsp://10.0.0.2/s"
+max_clip_seconds = 1
+"#;
+        let c: AgentConfig = toml::from_str(text).expect("parses");
+        let p = c.problems();
+        let all = p.join("\n");
+        assert!(all.contains("agent_id:"), "{all}");
+        assert!(all.contains("cameras[0].url: scheme \"htp\""), "{all}");
+        assert!(all.contains("cameras[0].detect_fps"), "{all}");
+        assert!(all.contains("cameras[1].id: \"cam1\" is used"), "{all}");
+        assert!(all.contains("cameras[1].max_clip_seconds"), "{all}");
+        assert_eq!(p.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<AgentConfig>("agent_id = \"a\"\ncamras = []\ncameras = []\n")
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("camras"), "{err}");
+    }
+}
