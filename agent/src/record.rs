@@ -103,7 +103,11 @@ pub fn record(req: &RecordRequest) -> Result<RecordSummary, RecordError> {
     let gops = loop {
         std::thread::sleep(Duration::from_millis(50));
         let state = camera.stats().state();
-        if let CameraState::Retrying { reason, .. } = state {
+        if let CameraState::Retrying { reason, attempt } = state {
+            // A refused transport (461) is retried once with the other transport.
+            if reason.contains("RTSP 461") && attempt < 2 {
+                continue;
+            }
             camera.stop();
             return Err(RecordError::Camera { url, reason });
         }

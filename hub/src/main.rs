@@ -4,7 +4,11 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "vigil-hub", version, about = "Vigil hub (not yet implemented beyond --version)")]
+#[command(
+    name = "vigil-hub",
+    version,
+    about = "Vigil hub (not yet implemented beyond --version)"
+)]
 struct Cli {}
 
 fn main() {

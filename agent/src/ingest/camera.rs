@@ -251,7 +251,7 @@ fn run(
             Ok(()) => "camera ended the stream".to_string(),
             Err(e) => e,
         };
-        if reason.contains("461") || reason.contains("nsupported transport") {
+        if reason.contains("RTSP 461") {
             transport = transport.other();
         }
         // A session that streamed ends the previous episode: start counting afresh.
@@ -368,7 +368,7 @@ fn classify(error: &str, debug: &str) -> String {
         "camera refused the credentials (RTSP 401 Unauthorized): check username and password".into()
     } else if has("404") || has("Not Found") {
         "camera has no stream at this path (RTSP 404 Not Found): check the URL path".into()
-    } else if has("461") || has("nsupported transport") {
+    } else if has("461") || has("nsupported transport") || has("No supported stream was found") {
         "camera refused the transport (RTSP 461); trying the other transport".into()
     } else if has("Connection refused") || has("Could not connect") || has("Failed to connect") {
         "camera is not reachable (connection refused): check address, port and power".into()
