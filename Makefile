@@ -15,8 +15,9 @@ build: setup
 
 ## test: setup, every test of the workspace, clippy, rustfmt
 test: setup
+	@# The test harness builds the binaries itself when run alone; here they are built just above.
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run --workspace --no-fail-fast
+	VIGIL_TESTS_NO_BUILD=1 $(CARGO) nextest run --workspace --no-fail-fast
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --all --check
 

@@ -60,6 +60,21 @@ read -r v_med v_min v_max < <(stats < "$WORK/ver")
 read -r h_med h_min h_max < <(stats < "$WORK/sha")
 mbps() { awk -v b="$CLIP_BYTES" -v t="$1" 'BEGIN {printf "%.0f", b / 1e6 / t}'; }
 
+# 3. Detection: Vigil's detect path vs the bare model, and vs a plain Python pipeline.
+DFRAMES=$([ -n "$QUICK" ] && echo 60 || echo 300)
+: > "$WORK/vd"; : > "$WORK/vtot"; : > "$WORK/py"
+for _ in $(seq $RUNS); do
+    /usr/bin/time -f '%U %S' -o "$WORK/time" "$BIN/vigil-agent" detect --model models/yolox_nano.toml \
+        --input target/samples/vtest.mp4 --fps 0 --frames "$DFRAMES" --stats > /dev/null 2> "$WORK/dstderr"
+    sed -n 's/.*cpu_ms_per_frame=\([0-9.]*\).*/\1/p' "$WORK/dstderr" >> "$WORK/vd"
+    awk -v n="$DFRAMES" '{printf "%.3f\n", ($1 + $2) * 1000 / n}' "$WORK/time" >> "$WORK/vtot"
+    PYTHONPATH="$ROOT/.deps/python" python3 bench/python_baseline.py models/yolox_nano.onnx target/samples/vtest.mp4 "$DFRAMES" >> "$WORK/py"
+done
+read -r vd_med vd_min vd_max < <(stats < "$WORK/vd")
+read -r vt_med vt_min vt_max < <(stats < "$WORK/vtot")
+read -r bare_med bare_min bare_max < <(python3 -c 'import json,sys; [print(json.loads(l)["bare_cpu_ms"]) for l in open(sys.argv[1])]' "$WORK/py" | stats)
+read -r py_med py_min py_max < <(python3 -c 'import json,sys; [print(json.loads(l)["pipeline_cpu_ms"]) for l in open(sys.argv[1])]' "$WORK/py" | stats)
+
 cat > "$OUT" <<MD
 # Benchmarks
 
@@ -93,6 +108,18 @@ A ${SECS} s 1080p15 clip recorded and signed by \`vigil-agent record --key\`, $C
 | --- | --- | --- | --- |
 | \`sha256sum clip.mp4\` (baseline) | $h_med ($h_min–$h_max) | $(mbps "$h_med") | 1.00 |
 | \`vigil-verify DIR --trust KEY\` (file SHA-256 + every GOP's SHA-256 + ECDSA verify) | $v_med ($v_min–$v_max) | $(mbps "$v_med") | $(ratio "$v_med" "$h_med") |
+
+## Detection, YOLOX-Nano 416x416, one inference thread, vtest.mp4 (768x576)
+
+| what | CPU ms per analysed frame (median, min–max) | ratio |
+| --- | --- | --- |
+| bare model: \`onnxruntime\` session.run in a loop on one prepared tensor (baseline: the physical limit) | $bare_med ($bare_min–$bare_max) | 1.00 |
+| Vigil detect path, decode excluded (letterbox into the tensor, run, YOLOX decode, NMS; thread CPU time) | $vd_med ($vd_min–$vd_max) | $(ratio "$vd_med" "$bare_med") |
+| plain Python pipeline: OpenCV decode + letterbox + onnxruntime + numpy decode + NMS (baseline 2) | $py_med ($py_min–$py_max) | 1.00 |
+| Vigil whole process, GStreamer decode of every frame included (\`vigil-agent detect --fps 0\`) | $vt_med ($vt_min–$vt_max) | $(ratio "$vt_med" "$py_med") |
+
+Commands: \`vigil-agent detect --input target/samples/vtest.mp4 --fps 0 --frames $DFRAMES --stats\` under
+\`/usr/bin/time\`; \`python3 bench/python_baseline.py models/yolox_nano.onnx target/samples/vtest.mp4 $DFRAMES\`.
 
 Signing uses the same single pass (\`ClipDescription::from_mp4\` over the clip in memory,
 file hash on a second thread while GOPs are walked) plus one ECDSA signature.

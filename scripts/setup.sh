@@ -61,10 +61,12 @@ if [ ! -f "$ORT_LIB" ]; then
 fi
 
 # Python helpers for tests (tiny synthetic ONNX models), kept out of the system site.
-if [ ! -d "$PY_DEPS/onnx" ]; then
-    say "installing Python test helpers (onnx, numpy) into .deps/python"
-    python3 -m pip install --quiet --root-user-action=ignore --disable-pip-version-check --target "$PY_DEPS" "onnx==1.19.1" "numpy==2.2.6" \
-        || die "could not install onnx/numpy from PyPI"
+# onnx builds tiny test models; onnxruntime + OpenCV make the plain-Python baseline of bench/.
+if [ ! -d "$PY_DEPS/cv2" ] || [ ! -d "$PY_DEPS/onnx" ]; then
+    say "installing Python test/bench helpers (onnx, numpy, onnxruntime, opencv) into .deps/python"
+    python3 -m pip install --quiet --root-user-action=ignore --disable-pip-version-check --target "$PY_DEPS" \
+        "onnx==1.19.1" "numpy==2.2.6" "onnxruntime==$ORT_VERSION" "opencv-python-headless==5.0.0.93" \
+        || die "could not install the Python helpers from PyPI"
 fi
 
 # 3. Detection model -------------------------------------------------------------
@@ -111,4 +113,14 @@ encode() {
 encode vtest 768 576 10 20 0 constrained-baseline
 encode vtest_bframes 768 576 10 20 2 high
 encode vtest_1080p15 1920 1080 15 30 0 high
+# H.265 goes through the same ingest/clip code path (chosen by caps); 20 s is enough to test it.
+if [ ! -f "$SAMPLES/vtest_h265.mp4" ]; then
+    say "encoding vtest_h265.mp4 (768x576@10, H.265, keyframe every 20 frames)"
+    gst-launch-1.0 -q filesrc location="$SAMPLES/vtest.avi" ! decodebin ! videoconvert ! videoscale ! videorate \
+        ! "video/x-raw,width=768,height=576,framerate=10/1,format=I420" ! identity eos-after=200 \
+        ! x265enc key-int-max=20 speed-preset=faster bitrate=800 option-string="bframes=0" \
+        ! h265parse ! mp4mux faststart=true ! filesink location="$SAMPLES/vtest_h265.mp4.part" >/dev/null \
+        || die "could not encode vtest_h265.mp4 with GStreamer"
+    mv "$SAMPLES/vtest_h265.mp4.part" "$SAMPLES/vtest_h265.mp4"
+fi
 exit 0

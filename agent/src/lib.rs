@@ -20,3 +20,4 @@ pub mod detect;
 pub mod ingest;
 pub mod record;
 pub mod runtime;
+pub mod seal;

@@ -126,6 +126,9 @@ enum Command {
         /// JSON lines output (the default and only format today).
         #[arg(long)]
         json: bool,
+        /// Print detect-path timing (wall and thread CPU ms per frame, decode excluded) to stderr.
+        #[arg(long)]
+        stats: bool,
     },
 }
 
@@ -259,6 +262,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             ort_library,
             frames,
             json: _,
+            stats,
         } => detect(
             &model,
             &input,
@@ -266,10 +270,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             min_score,
             ort_library.as_deref(),
             frames,
+            stats,
         ),
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn detect(
     model: &std::path::Path,
     input: &str,
@@ -277,6 +283,7 @@ fn detect(
     min_score: f32,
     ort_library: Option<&std::path::Path>,
     limit: u64,
+    stats: bool,
 ) -> anyhow::Result<ExitCode> {
     use std::io::Write;
     use vigil_agent::detect::{detect_frame, DetectorOptions, OrtDetector};
@@ -290,8 +297,13 @@ fn detect(
     let stdout = std::io::stdout();
     let mut count = 0u64;
     let mut failure: Option<anyhow::Error> = None;
+    let (mut wall_ms, mut cpu_ms) = (0.0f64, 0.0f64);
     let mut each = |frame: vigil_agent::detect::AnalysisFrame| -> bool {
-        match detect_frame(&mut detector, &frame, min_score) {
+        let (w0, c0) = (std::time::Instant::now(), thread_cpu_ms());
+        let result = detect_frame(&mut detector, &frame, min_score);
+        wall_ms += w0.elapsed().as_secs_f64() * 1000.0;
+        cpu_ms += thread_cpu_ms() - c0;
+        match result {
             Ok(result) => {
                 let line = serde_json::to_string(&result).unwrap_or_default();
                 if writeln!(stdout.lock(), "{line}").is_err() {
@@ -330,7 +342,29 @@ fn detect(
     if let Some(e) = failure {
         return Err(e);
     }
+    if stats && count > 0 {
+        eprintln!(
+            "detect-stats frames={count} wall_ms_per_frame={:.2} cpu_ms_per_frame={:.2}",
+            wall_ms / count as f64,
+            cpu_ms / count as f64
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// CPU time of the calling thread, ms (ONNX Runtime runs single-threaded on it with
+/// intra_threads = 1, so this is the detect path's whole cost).
+fn thread_cpu_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own; no other memory is touched.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1e6
 }
 
 fn ingest_probe(url: &str, seconds: f64, detect_fps: f64) -> anyhow::Result<ExitCode> {

@@ -13,11 +13,11 @@ use time::OffsetDateTime;
 use vigil_evidence::chain::ChainStore;
 use vigil_evidence::clip::ClipDescription;
 use vigil_evidence::keys::SigningKey;
-use vigil_evidence::manifest::{ClockSync, ManifestDraft};
 
 use crate::ingest::camera::{redact_url, Camera, CameraSettings, CameraState};
 use crate::ingest::clip::cut_clip;
 use crate::ingest::ring::GopRing;
+use crate::seal::{ClipMeta, SealError, Sealer};
 
 /// What `record` was asked to do.
 #[derive(Debug, Clone)]
@@ -65,6 +65,8 @@ pub enum RecordError {
     Clip(#[from] crate::ingest::clip::ClipError),
     #[error(transparent)]
     Evidence(#[from] vigil_evidence::Error),
+    #[error(transparent)]
+    Seal(#[from] SealError),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -143,66 +145,63 @@ pub fn record(req: &RecordRequest) -> Result<RecordSummary, RecordError> {
         gop.units.retain(|u| u.time().is_none_or(|t| t < limit));
         trimmed.push(gop);
     }
-    let start_wall = trimmed
-        .first()
-        .map(|g| g.start_wall())
-        .unwrap_or_else(OffsetDateTime::now_utc);
-    let end_wall = trimmed
-        .last()
-        .and_then(|g| g.units.last())
-        .map(|u| u.wall)
-        .unwrap_or(start_wall);
-    let muxed = cut_clip(&trimmed, &caps)?;
-    let description = ClipDescription::from_mp4(&muxed.mp4)?;
     let mut summary = RecordSummary {
         path: req.out.join("clip.mp4"),
-        codec: format!("{:?}", description.codec),
-        width: description.width,
-        height: description.height,
-        frames: description.frame_count,
-        duration_ms: description.duration_ms,
-        bytes: description.file_size,
+        codec: String::new(),
+        width: 0,
+        height: 0,
+        frames: 0,
+        duration_ms: 0,
+        bytes: 0,
         signed: false,
         seq: None,
     };
-    match key {
+    let mp4 = match key {
         Some(key) => {
             let mut chain = ChainStore::open(&req.state_dir)?;
-            let version = env!("CARGO_PKG_VERSION");
-            let now = OffsetDateTime::now_utc();
             if chain
-                .ensure_segment(&key, &req.agent_id, version, &req.camera.id, now)?
+                .ensure_segment(
+                    &key,
+                    &req.agent_id,
+                    env!("CARGO_PKG_VERSION"),
+                    &req.camera.id,
+                    OffsetDateTime::now_utc(),
+                )?
                 .is_some()
             {
                 tracing::info!(camera = %req.camera.id, "Started a new chain segment");
             }
-            let signed = chain.sign_clip(
-                &key,
-                ManifestDraft {
-                    agent_id: req.agent_id.clone(),
-                    agent_version: version.to_string(),
-                    camera_id: req.camera.id.clone(),
+            let mut sealer = Sealer {
+                key: &key,
+                chain: &mut chain,
+                agent_id: &req.agent_id,
+            };
+            let (signed, muxed) = sealer.seal(
+                &req.camera.id,
+                &trimmed,
+                &caps,
+                ClipMeta {
                     clip_id: uuid::Uuid::now_v7(),
-                    start: start_wall,
-                    end: end_wall,
-                    clock_sync: ClockSync::Unknown,
                     events: Vec::new(),
-                    clip: description,
-                    model: None,
                     part: None,
                 },
-            )?;
-            vigil_evidence::clipdir::write_clip_dir(
                 &req.out,
-                &muxed.mp4,
-                &signed,
-                &key.public_key(),
             )?;
             summary.signed = true;
             summary.seq = Some(signed.record().seq);
+            muxed.mp4
         }
-        None => write_plain(&req.out, &muxed.mp4)?,
-    }
+        None => {
+            let muxed = cut_clip(&trimmed, &caps)?;
+            write_plain(&req.out, &muxed.mp4)?;
+            muxed.mp4
+        }
+    };
+    let d = ClipDescription::from_mp4(&mp4)?;
+    summary.codec = format!("{:?}", d.codec);
+    (summary.width, summary.height) = (d.width, d.height);
+    (summary.frames, summary.duration_ms, summary.bytes) =
+        (d.frame_count, d.duration_ms, d.file_size);
     Ok(summary)
 }
 

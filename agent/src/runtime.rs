@@ -21,16 +21,15 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use time::OffsetDateTime;
 use vigil_evidence::chain::ChainStore;
-use vigil_evidence::clip::ClipDescription;
 use vigil_evidence::keys::SigningKey;
-use vigil_evidence::manifest::{ClockSync, EventRef, ManifestDraft, PartInfo};
+use vigil_evidence::manifest::{EventRef, PartInfo};
 
 use crate::config::{AgentConfig, CameraConfig};
 use crate::detect::{
     share, CameraAnalyzer, DetectService, DetectorOptions, EventMessage, EventPhase, OrtDetector,
 };
-use crate::ingest::clip::cut_clip;
 use crate::ingest::{Camera, CameraSettings, GopRing};
+use crate::seal::{ClipMeta, Sealer};
 
 /// A clip waiting for its post-roll to arrive.
 struct PendingClip {
@@ -133,11 +132,12 @@ pub fn run(
     tracing::info!(cameras = cameras.len(), "Agent running");
     let started = Instant::now();
     let mut ctx = SignContext {
-        key: &key,
-        chain: &mut chain,
+        sealer: Sealer {
+            key: &key,
+            chain: &mut chain,
+            agent_id: &config.agent_id,
+        },
         outbox: &outbox,
-        agent_id: &config.agent_id,
-        version,
     };
     let stop =
         || shutdown.load(Ordering::SeqCst) || run_for.is_some_and(|d| started.elapsed() >= d);
@@ -202,11 +202,8 @@ fn on_event(
 }
 
 struct SignContext<'a> {
-    key: &'a SigningKey,
-    chain: &'a mut ChainStore,
+    sealer: Sealer<'a>,
     outbox: &'a Outbox,
-    agent_id: &'a str,
-    version: &'a str,
 }
 
 /// Cut, sign and spool every pending clip whose post-roll has arrived (all when `drain`).
@@ -256,40 +253,22 @@ fn flush_ready(cam: &mut CameraRuntime, ctx: &mut SignContext, drain: bool) -> a
                 tracing::warn!(camera = %cam.config.id, from, to, "Clip span no longer in the ring; nothing to cut");
                 continue;
             }
-            let start = gops[0].start_wall();
-            let end = gops
-                .last()
-                .and_then(|g| g.units.last())
-                .map(|u| u.wall)
-                .unwrap_or(start);
-            let muxed = cut_clip(&gops, &caps)?;
-            let description = ClipDescription::from_mp4(&muxed.mp4)?;
             let clip_id = uuid::Uuid::now_v7();
-            let signed = ctx.chain.sign_clip(
-                ctx.key,
-                ManifestDraft {
-                    agent_id: ctx.agent_id.to_string(),
-                    agent_version: ctx.version.to_string(),
-                    camera_id: cam.config.id.clone(),
-                    clip_id,
-                    start,
-                    end,
-                    clock_sync: ClockSync::Unknown,
-                    events: p.events.clone(),
-                    clip: description,
-                    model: None,
-                    part: (parts.len() > 1).then_some(PartInfo {
-                        recording_id,
-                        index: index as u32,
-                    }),
-                },
-            )?;
             let dir = ctx.outbox.dir.join("clips").join(clip_id.to_string());
-            vigil_evidence::clipdir::write_clip_dir(
+            let part = (parts.len() > 1).then_some(PartInfo {
+                recording_id,
+                index: index as u32,
+            });
+            let (signed, muxed) = ctx.sealer.seal(
+                &cam.config.id,
+                &gops,
+                &caps,
+                ClipMeta {
+                    clip_id,
+                    events: p.events.clone(),
+                    part,
+                },
                 &dir,
-                &muxed.mp4,
-                &signed,
-                &ctx.key.public_key(),
             )?;
             tracing::info!(camera = %cam.config.id, clip = %clip_id, seq = signed.record().seq, frames = muxed.frames, "Clip signed and spooled");
         }

@@ -256,3 +256,46 @@ fn analysis_rate_and_lossless_recording_with_slow_consumer() {
     );
     assert!(slow_frames.load(Ordering::Relaxed) >= 2);
 }
+
+#[test]
+fn h265_camera_records_and_analyses_through_the_same_path() {
+    let sim = Sim::start("vtest_h265.mp4", 0);
+    let ring = Arc::new(Mutex::new(GopRing::new(Duration::from_secs(30), 64 << 20)));
+    let r2 = ring.clone();
+    let frames = Arc::new(AtomicU64::new(0));
+    let f2 = frames.clone();
+    let mut cam = Camera::spawn(
+        settings(&sim.url),
+        Arc::new(move |u| r2.lock().expect("ring").push(u)),
+        Some(Arc::new(move |f| {
+            assert_eq!((f.width, f.height), (768, 576));
+            f2.fetch_add(1, Ordering::Relaxed);
+        })),
+    )
+    .expect("spawn");
+    wait_until(
+        "two H.265 GOPs and analysis frames",
+        Duration::from_secs(20),
+        || ring.lock().expect("ring").len() >= 3 && frames.load(Ordering::Relaxed) >= 3,
+    );
+    let caps = cam
+        .stats()
+        .caps
+        .lock()
+        .expect("caps")
+        .clone()
+        .expect("caps");
+    cam.stop();
+    assert_eq!(
+        caps.structure(0).map(|s| s.name().to_string()).as_deref(),
+        Some("video/x-h265")
+    );
+    let gops = ring.lock().expect("ring").all();
+    let complete = &gops[..gops.len() - 1];
+    let clip = cut_clip(complete, &caps).expect("cut H.265 clip");
+    let desc = vigil_evidence::clip::ClipDescription::from_mp4(&clip.mp4).expect("valid mp4");
+    assert_eq!(desc.codec, vigil_evidence::clip::Codec::H265);
+    assert_eq!(desc.gops.len(), complete.len());
+    let units: usize = complete.iter().map(|g| g.units.len()).sum();
+    assert_eq!(desc.frame_count as usize, units);
+}

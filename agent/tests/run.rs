@@ -50,7 +50,10 @@ fn run_produces_calm_events_and_verified_clips_in_chain_order() {
     let out = Command::new(bin)
         .args(["run", "--seconds", "30", "--config"])
         .arg(&config)
-        .env("ORT_DYLIB_PATH", root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1"))
+        .env(
+            "ORT_DYLIB_PATH",
+            root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
+        )
         .output()
         .expect("run");
     let _ = sim.kill();

@@ -37,6 +37,14 @@ pub enum PipelineError {
     Assemble(String),
 }
 
+/// Report a failure from a streaming thread to `run_once` through the bus.
+fn post_link_error(pipeline: &gst::Pipeline, reason: String) {
+    let structure = gst::Structure::builder("vigil-link-error")
+        .field("reason", reason)
+        .build();
+    let _ = pipeline.post_message(gst::message::Application::builder(structure).build());
+}
+
 fn make(factory: &str) -> Result<gst::Element, PipelineError> {
     gst::ElementFactory::make(factory)
         .build()
@@ -105,14 +113,7 @@ pub fn build(
             on_unit.clone(),
             on_frame.clone(),
         ) {
-            let _ = pipeline.post_message(
-                gst::message::Application::builder(
-                    gst::Structure::builder("vigil-link-error")
-                        .field("reason", e.to_string())
-                        .build(),
-                )
-                .build(),
-            );
+            post_link_error(&pipeline, e.to_string());
         }
     });
     Ok(pipeline)
@@ -152,16 +153,9 @@ fn link_video(
             return;
         };
         if name != "video/x-h264" && name != "video/x-h265" {
-            let _ = pipeline.post_message(
-                gst::message::Application::builder(
-                    gst::Structure::builder("vigil-link-error")
-                        .field(
-                            "reason",
-                            format!("camera sends {name}; Vigil records H.264 or H.265"),
-                        )
-                        .build(),
-                )
-                .build(),
+            post_link_error(
+                &pipeline,
+                format!("camera sends {name}; Vigil records H.264 or H.265"),
             );
             return;
         }
@@ -175,14 +169,7 @@ fn link_video(
             on_unit.clone(),
             on_frame.clone(),
         ) {
-            let _ = pipeline.post_message(
-                gst::message::Application::builder(
-                    gst::Structure::builder("vigil-link-error")
-                        .field("reason", e.to_string())
-                        .build(),
-                )
-                .build(),
-            );
+            post_link_error(&pipeline, e.to_string());
         }
     });
     Ok(())
