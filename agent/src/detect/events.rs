@@ -130,6 +130,8 @@ pub struct EventMachine {
     parked: HashMap<u64, Duration>,
     /// Tracks that have been inside a required zone.
     zone_ok: HashSet<u64>,
+    /// End pts of a track's last stationary event: a new event for it starts no earlier.
+    ended: HashMap<u64, Duration>,
     /// Events started so far (for stats).
     started: u64,
 }
@@ -151,6 +153,7 @@ impl EventMachine {
             open: HashMap::new(),
             parked: HashMap::new(),
             zone_ok: HashSet::new(),
+            ended: HashMap::new(),
             started: 0,
         }
     }
@@ -176,6 +179,7 @@ impl EventMachine {
         for t in gone {
             self.parked.remove(&t.id);
             self.zone_ok.remove(&t.id);
+            self.ended.remove(&t.id);
             if let Some(open) = self.open.remove(&t.id) {
                 out.push(Self::end(open, t.last_seen, EndReason::Left, ctx));
             }
@@ -194,7 +198,11 @@ impl EventMachine {
             if self.open.contains_key(&t.id) {
                 self.advance(t, zones, ctx, &mut out);
             } else if t.matched && self.may_start(t) {
-                let open = self.open_event(t, zones, None, t.first_seen, ctx);
+                let start = match self.ended.remove(&t.id) {
+                    Some(ended) => t.first_seen.max(ended),
+                    None => t.first_seen,
+                };
+                let open = self.open_event(t, zones, None, start, ctx);
                 out.push(EventMessage {
                     phase: EventPhase::Start,
                     event: open.event.clone(),
@@ -215,6 +223,7 @@ impl EventMachine {
         }
         self.parked.clear();
         self.zone_ok.clear();
+        self.ended.clear();
         out
     }
 
@@ -239,6 +248,7 @@ impl EventMachine {
                 out.push(Self::end(open, now, EndReason::Stationary, ctx));
             }
             self.parked.insert(t.id, t.still_since);
+            self.ended.insert(t.id, now);
             return;
         }
         if now.saturating_sub(started_pts) >= secs(self.config.max_clip_seconds) {
@@ -261,8 +271,9 @@ impl EventMachine {
         if !t.matched {
             return;
         }
-        let new_zone = zones.iter().any(|z| !open.zones.contains(z));
         open.zones.extend(zones);
+        // Zones entered since the last message; kept pending while updates are rate-limited.
+        let new_zone = open.zones.len() > open.event.zones.len();
         let better = t.score >= open.event.top_score + cfg.update_min_gain;
         let due = now.saturating_sub(open.last_update_pts) >= secs(cfg.update_min_interval_seconds);
         if (better || new_zone) && due {

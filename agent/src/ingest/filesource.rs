@@ -25,7 +25,7 @@ pub fn decode_file(
         String::new()
     };
     let desc = format!(
-        "filesrc name=src ! decodebin ! {rate}videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false"
+        "filesrc name=src ! decodebin ! {rate}videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=2"
     );
     let pipeline = gst::parse::launch(&desc)
         .map_err(|e| format!("GStreamer: {e}; run `make setup`"))?
