@@ -175,6 +175,7 @@ pub fn record(req: &RecordRequest) -> Result<RecordSummary, RecordError> {
                 key: &key,
                 chain: &mut chain,
                 agent_id: &req.agent_id,
+                model: None,
             };
             let (signed, muxed) = sealer.seal(
                 &req.camera.id,

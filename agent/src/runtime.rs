@@ -71,6 +71,16 @@ pub fn run(
             score_floor: d.score_floor,
         },
     )?;
+    let model = {
+        let info = crate::detect::Detector::info(&detector);
+        info.sha256
+            .parse()
+            .ok()
+            .map(|sha256| vigil_evidence::manifest::ModelInfo {
+                name: info.name.clone(),
+                sha256,
+            })
+    };
     let shared = share(detector);
     let mut analyzers = Vec::new();
     for c in &config.cameras {
@@ -136,6 +146,7 @@ pub fn run(
             key: &key,
             chain: &mut chain,
             agent_id: &config.agent_id,
+            model,
         },
         outbox: &outbox,
     };

@@ -8,7 +8,9 @@ use gstreamer as gst;
 use vigil_evidence::chain::ChainStore;
 use vigil_evidence::clip::ClipDescription;
 use vigil_evidence::keys::SigningKey;
-use vigil_evidence::manifest::{ClockSync, EventRef, ManifestDraft, PartInfo, SignedManifest};
+use vigil_evidence::manifest::{
+    ClockSync, EventRef, ManifestDraft, ModelInfo, PartInfo, SignedManifest,
+};
 
 use crate::ingest::clip::{cut_clip, ClipError, MuxedClip};
 use crate::ingest::ring::Gop;
@@ -21,6 +23,8 @@ pub struct Sealer<'a> {
     pub chain: &'a mut ChainStore,
     /// Agent id written into manifests.
     pub agent_id: &'a str,
+    /// Detector that found the events (name + SHA-256 of the model file), if any.
+    pub model: Option<ModelInfo>,
 }
 
 /// What the manifest says about a clip beyond its video.
@@ -76,7 +80,7 @@ impl Sealer<'_> {
                 clock_sync: ClockSync::Unknown,
                 events: meta.events,
                 clip: description,
-                model: None,
+                model: self.model.clone(),
                 part: meta.part,
             },
         )?;

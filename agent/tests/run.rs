@@ -97,6 +97,12 @@ fn run_produces_calm_events_and_verified_clips_in_chain_order() {
         let clip = vigil_evidence::clipdir::read_clip_dir(&path).expect("clip dir");
         let m = clip.manifest.record();
         seqs.push(m.seq);
+        let model = m.model.as_ref().expect("manifest names the detector model");
+        assert_eq!(model.name, "yolox_nano");
+        assert_eq!(
+            model.sha256.to_hex(),
+            "e8af074932d4ed7e232278e3055cefcdea3edf178874a3694ae292649fb464dd"
+        );
         clip_events.extend(m.events.iter().map(|e| e.id.clone()));
     }
     seqs.sort_unstable();
