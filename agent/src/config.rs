@@ -26,6 +26,9 @@ pub struct AgentConfig {
     /// Detection runtime and model.
     #[serde(default)]
     pub detect: DetectConfig,
+    /// MQTT uplink to the hub; without it clips and events stay in the outbox.
+    #[serde(default)]
+    pub uplink: Option<crate::uplink::UplinkConfig>,
     /// Cameras; at least one.
     pub cameras: Vec<CameraConfig>,
 }
@@ -146,6 +149,9 @@ impl AgentConfig {
             ));
         }
         p.extend(self.detect.problems("detect"));
+        if let Some(u) = &self.uplink {
+            p.extend(u.problems("uplink"));
+        }
         if self.cameras.is_empty() {
             p.push("cameras: no camera configured; add a [[cameras]] table with id and url".into());
         }

@@ -21,3 +21,4 @@ pub mod ingest;
 pub mod record;
 pub mod runtime;
 pub mod seal;
+pub mod uplink;

@@ -139,6 +139,26 @@ pub fn run(
             },
         );
     }
+    let uplink = match &config.uplink {
+        Some(u) => {
+            let (agent_id, u, dir, sd) = (
+                config.agent_id.clone(),
+                u.clone(),
+                config.outbox_dir.clone(),
+                shutdown.clone(),
+            );
+            Some(
+                std::thread::Builder::new()
+                    .name("uplink".into())
+                    .spawn(move || {
+                        if let Err(e) = crate::uplink::run(&agent_id, &u, &dir, sd) {
+                            tracing::error!(error = %e, "Uplink stopped; the outbox keeps everything");
+                        }
+                    })?,
+            )
+        }
+        None => None,
+    };
     tracing::info!(cameras = cameras.len(), "Agent running");
     let started = Instant::now();
     let mut ctx = SignContext {
@@ -172,6 +192,11 @@ pub fn run(
     }
     for cam in cameras.values_mut() {
         flush_ready(cam, &mut ctx, true)?;
+    }
+    if let Some(u) = uplink {
+        // `run_for` ends without a signal: tell the uplink too.
+        shutdown.store(true, Ordering::SeqCst);
+        let _ = u.join();
     }
     Ok(())
 }
