@@ -58,6 +58,8 @@ fn build() -> Result<()> {
             "vigil-agent",
             "-p",
             "vigil-evidence",
+            "-p",
+            "vigil-hub",
             "--bins",
         ])
         .current_dir(workspace_root())
@@ -89,6 +91,11 @@ fn bin(name: &str) -> Result<PathBuf> {
 /// Path to `vigil-agent`, built if needed.
 pub fn agent_bin() -> Result<PathBuf> {
     bin("vigil-agent")
+}
+
+/// Path to `vigil-hub`, built if needed.
+pub fn hub_bin() -> Result<PathBuf> {
+    bin("vigil-hub")
 }
 
 /// Path to `vigil-verify`, built if needed.

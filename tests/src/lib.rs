@@ -18,7 +18,7 @@ pub mod process;
 pub mod rtsp_server;
 pub mod wait;
 
-pub use bins::{agent_bin, ensure_built, sample, verify_bin, workspace_root};
+pub use bins::{agent_bin, ensure_built, hub_bin, sample, verify_bin, workspace_root};
 pub use camsim::Camsim;
 pub use mosquitto::Mosquitto;
 pub use net::{free_port, JunkServer};

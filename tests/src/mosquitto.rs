@@ -23,8 +23,12 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Start a broker with anonymous access and no persistence on a free port.
     pub fn start() -> Result<Mosquitto> {
+        Mosquitto::start_on(free_port()?)
+    }
+
+    /// Start on a given port (to bring a broker back where clients expect it).
+    pub fn start_on(port: u16) -> Result<Mosquitto> {
         let dir = tempfile::tempdir().context("cannot create a temp dir for mosquitto")?;
-        let port = free_port()?;
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,

@@ -1,0 +1,347 @@
+//! The SQLite index (`DATA/index.sqlite`, WAL): agents, clips, chain records,
+//! events, agent status and alerts.
+//!
+//! Invariant: a `clips` row is inserted only after its file is durable under
+//! `DATA/clips/` (see `files.rs`), so every indexed clip can be read back.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS agents (
+    agent_id TEXT PRIMARY KEY,
+    public_key_pem TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    enrolled_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clips (
+    clip_id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    segment_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    manifest BLOB NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    prev_manifest_sha256 TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    stored_at INTEGER NOT NULL,
+    UNIQUE (agent_id, camera_id, segment_id, seq)
+);
+CREATE TABLE IF NOT EXISTS chain_records (
+    sha256 TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    segment_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    record BLOB NOT NULL,
+    signature TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    event_id TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    json TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (event_id, phase)
+);
+CREATE TABLE IF NOT EXISTS agent_status (
+    agent_id TEXT PRIMARY KEY,
+    json TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('missing_clip', 'tamper', 'rejected')),
+    agent_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+";
+
+/// An enrolled agent.
+#[derive(Debug, Clone)]
+pub struct AgentRow {
+    /// PEM of the enrolled public key: the only key its manifests may be signed with.
+    pub public_key_pem: String,
+    /// Lowercase hex id of that key.
+    pub key_id: String,
+}
+
+/// The parts of a stored clip the chain check needs.
+#[derive(Debug, Clone)]
+pub struct ChainNeighbour {
+    /// Clip at that position.
+    pub clip_id: String,
+    /// SHA-256 of its canonical manifest.
+    pub manifest_sha256: String,
+    /// What it links back to.
+    pub prev_manifest_sha256: String,
+}
+
+/// A clip ready to be indexed.
+#[derive(Debug, Clone)]
+pub struct ClipRow<'a> {
+    pub clip_id: &'a str,
+    pub agent_id: &'a str,
+    pub camera_id: &'a str,
+    pub segment_id: &'a str,
+    pub seq: u64,
+    pub manifest: &'a [u8],
+    pub manifest_sha256: &'a str,
+    pub prev_manifest_sha256: &'a str,
+    pub signature: &'a str,
+    pub sha256: &'a str,
+    pub size: u64,
+    pub path: &'a str,
+}
+
+/// Alert kinds operators see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// A gap in a camera's chain.
+    MissingClip,
+    /// A conflicting or badly linked clip.
+    Tamper,
+    /// A clip that failed verification.
+    Rejected,
+}
+
+impl AlertKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::MissingClip => "missing_clip",
+            AlertKind::Tamper => "tamper",
+            AlertKind::Rejected => "rejected",
+        }
+    }
+}
+
+/// The SQLite index.
+pub struct Index {
+    conn: Connection,
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn seq_sql(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+impl Index {
+    /// Opens (creating) the index in WAL mode.
+    pub fn open(path: &Path) -> rusqlite::Result<Index> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Index { conn })
+    }
+
+    /// Enrolls (or re-keys) an agent.
+    pub fn add_agent(&self, agent_id: &str, pem: &str, key_id: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO agents (agent_id, public_key_pem, key_id, enrolled_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(agent_id) DO UPDATE SET public_key_pem = ?2, key_id = ?3, enrolled_at = ?4",
+            params![agent_id, pem, key_id, now()],
+        )?;
+        Ok(())
+    }
+
+    /// The enrolled agent, if any.
+    pub fn agent(&self, agent_id: &str) -> rusqlite::Result<Option<AgentRow>> {
+        self.conn
+            .query_row(
+                "SELECT public_key_pem, key_id FROM agents WHERE agent_id = ?1",
+                params![agent_id],
+                |r| {
+                    Ok(AgentRow {
+                        public_key_pem: r.get(0)?,
+                        key_id: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+    }
+
+    /// `(agent_id, manifest_sha256)` of a stored clip.
+    pub fn clip(&self, clip_id: &str) -> rusqlite::Result<Option<(String, String)>> {
+        self.conn
+            .query_row(
+                "SELECT agent_id, manifest_sha256 FROM clips WHERE clip_id = ?1",
+                params![clip_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+    }
+
+    /// The stored clip at a chain position.
+    pub fn at_seq(
+        &self,
+        agent_id: &str,
+        camera_id: &str,
+        segment_id: &str,
+        seq: u64,
+    ) -> rusqlite::Result<Option<ChainNeighbour>> {
+        self.conn
+            .query_row(
+                "SELECT clip_id, manifest_sha256, prev_manifest_sha256 FROM clips
+                 WHERE agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3 AND seq = ?4",
+                params![agent_id, camera_id, segment_id, seq_sql(seq)],
+                |r| {
+                    Ok(ChainNeighbour {
+                        clip_id: r.get(0)?,
+                        manifest_sha256: r.get(1)?,
+                        prev_manifest_sha256: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+    }
+
+    /// Highest stored seq of a segment.
+    pub fn last_seq(
+        &self,
+        agent_id: &str,
+        camera_id: &str,
+        segment_id: &str,
+    ) -> rusqlite::Result<Option<u64>> {
+        let v: Option<i64> = self.conn.query_row(
+            "SELECT MAX(seq) FROM clips WHERE agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3",
+            params![agent_id, camera_id, segment_id],
+            |r| r.get(0),
+        )?;
+        Ok(v.and_then(|v| u64::try_from(v).ok()))
+    }
+
+    /// SHA-256 of the segment's `chain_reset`, if the agent published it.
+    pub fn reset_sha256(
+        &self,
+        agent_id: &str,
+        camera_id: &str,
+        segment_id: &str,
+    ) -> rusqlite::Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT sha256 FROM chain_records WHERE kind = 'chain_reset'
+                 AND agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3",
+                params![agent_id, camera_id, segment_id],
+                |r| r.get(0),
+            )
+            .optional()
+    }
+
+    /// Stores a verified chain record (idempotent on its hash).
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_record(
+        &self,
+        sha256: &str,
+        kind: &str,
+        agent_id: &str,
+        camera_id: &str,
+        segment_id: &str,
+        seq: u64,
+        record: &[u8],
+        signature: &str,
+    ) -> rusqlite::Result<bool> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO chain_records
+             (sha256, kind, agent_id, camera_id, segment_id, seq, record, signature, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                sha256,
+                kind,
+                agent_id,
+                camera_id,
+                segment_id,
+                seq_sql(seq),
+                record,
+                signature,
+                now()
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Indexes a clip whose file is already durable.
+    pub fn insert_clip(&self, c: &ClipRow<'_>) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO clips (clip_id, agent_id, camera_id, segment_id, seq, manifest, manifest_sha256,
+             prev_manifest_sha256, signature, sha256, size, path, stored_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                c.clip_id,
+                c.agent_id,
+                c.camera_id,
+                c.segment_id,
+                seq_sql(c.seq),
+                c.manifest,
+                c.manifest_sha256,
+                c.prev_manifest_sha256,
+                c.signature,
+                c.sha256,
+                seq_sql(c.size),
+                c.path,
+                now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records an alert.
+    pub fn alert(
+        &self,
+        kind: AlertKind,
+        agent_id: &str,
+        camera_id: &str,
+        detail: &str,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO alerts (kind, agent_id, camera_id, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![kind.as_str(), agent_id, camera_id, detail, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Stores an event message; returns false if `(event_id, phase)` was already there.
+    pub fn insert_event(
+        &self,
+        event_id: &str,
+        phase: &str,
+        agent_id: &str,
+        camera_id: &str,
+        json: &str,
+    ) -> rusqlite::Result<bool> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO events (event_id, phase, agent_id, camera_id, json, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![event_id, phase, agent_id, camera_id, json, now()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Replaces the agent's last status.
+    pub fn set_status(&self, agent_id: &str, json: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO agent_status (agent_id, json, received_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(agent_id) DO UPDATE SET json = ?2, received_at = ?3",
+            params![agent_id, json, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Count of rows in `table` matching an optional `kind` (for tests and status output).
+    pub fn count(&self, sql: &str) -> rusqlite::Result<i64> {
+        self.conn.query_row(sql, [], |r| r.get(0))
+    }
+}

@@ -1,0 +1,106 @@
+//! MQTT topic parsing: the only place topic segments become typed ids.
+//!
+//! Nothing from a topic is ever used as a path before it passed through here:
+//! agent ids match `[A-Za-z0-9_-]{1,64}` and clip ids are re-spelled from a
+//! parsed UUID (see docs/mqtt.md).
+
+use uuid::Uuid;
+
+/// Topic root shared by every message of contract v1.
+pub const ROOT: &str = "vigil/v1/";
+
+/// Subscriptions the hub makes (all QoS 1).
+pub const SUBSCRIPTIONS: [&str; 5] = [
+    "vigil/v1/+/status",
+    "vigil/v1/+/events",
+    "vigil/v1/+/records",
+    "vigil/v1/+/clips/+/manifest",
+    "vigil/v1/+/clips/+/chunk/+",
+];
+
+/// A parsed agent→hub topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topic {
+    /// `{agent}/status`.
+    Status { agent: String },
+    /// `{agent}/events`.
+    Events { agent: String },
+    /// `{agent}/records`.
+    Records { agent: String },
+    /// `{agent}/clips/{clip}/manifest`.
+    Manifest { agent: String, clip: Uuid },
+    /// `{agent}/clips/{clip}/chunk/{n}`.
+    Chunk { agent: String, clip: Uuid, n: u64 },
+}
+
+/// True if `id` is a valid agent or camera id: 1-64 of `[A-Za-z0-9_-]`.
+pub fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Parses a clip id segment; only the canonical lowercase hyphenated spelling is accepted.
+pub fn parse_clip_id(s: &str) -> Result<Uuid, String> {
+    match Uuid::parse_str(s) {
+        Ok(u) if u.hyphenated().to_string() == s => Ok(u),
+        _ => Err(format!(
+            "clip id {:?} is not a lowercase hyphenated UUID",
+            shorten(s)
+        )),
+    }
+}
+
+/// Parses `topic`; the error is a sentence saying what is wrong.
+pub fn parse(topic: &str) -> Result<Topic, String> {
+    let Some(rest) = topic.strip_prefix(ROOT) else {
+        return Err(format!("topic {:?} is not under {ROOT}", shorten(topic)));
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let agent = parts[0];
+    if !valid_id(agent) {
+        return Err(format!(
+            "agent id {:?} is not 1-64 of [A-Za-z0-9_-]",
+            shorten(agent)
+        ));
+    }
+    let agent = agent.to_string();
+    match parts[1..] {
+        ["status"] => Ok(Topic::Status { agent }),
+        ["events"] => Ok(Topic::Events { agent }),
+        ["records"] => Ok(Topic::Records { agent }),
+        ["clips", clip, "manifest"] => Ok(Topic::Manifest {
+            agent,
+            clip: parse_clip_id(clip)?,
+        }),
+        ["clips", clip, "chunk", n] => {
+            let clip = parse_clip_id(clip)?;
+            let ok = !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit());
+            let n = match n.parse::<u64>() {
+                Ok(v) if ok => v,
+                _ => {
+                    return Err(format!(
+                        "chunk number {:?} is not a decimal integer",
+                        shorten(n)
+                    ))
+                }
+            };
+            Ok(Topic::Chunk { agent, clip, n })
+        }
+        _ => Err(format!(
+            "topic {:?} is not part of contract v1",
+            shorten(topic)
+        )),
+    }
+}
+
+/// First 80 characters of untrusted text, for log lines.
+pub fn shorten(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// Topic the hub publishes acks to for `agent`.
+pub fn acks_topic(agent: &str) -> String {
+    format!("{ROOT}{agent}/acks")
+}

@@ -1,0 +1,422 @@
+//! Ingest without a broker: manifests and chunks fed straight into `Ingest::handle`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use vigil_evidence::chain::ChainStore;
+use vigil_evidence::clip::ClipDescription;
+use vigil_evidence::keys::SigningKey;
+use vigil_evidence::manifest::{ClockSync, ManifestDraft, SignedManifest};
+use vigil_hub::ingest::CHUNK_SIZE;
+use vigil_hub::{AckStatus, Ingest};
+
+const AGENT: &str = "agent-1";
+const CAMERA: &str = "cam-front";
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/samples/vtest.mp4")
+}
+
+/// Cuts `secs` seconds starting at `start` from the sample with ffmpeg (stream copy).
+fn cut(dir: &Path, name: &str, start: u32, secs: u32) -> Vec<u8> {
+    let out = dir.join(name);
+    let st = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-ss",
+            &start.to_string(),
+            "-t",
+            &secs.to_string(),
+            "-i",
+        ])
+        .arg(sample())
+        .args(["-c", "copy", "-movflags", "+faststart"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(st.success(), "ffmpeg failed");
+    std::fs::read(&out).expect("clip written")
+}
+
+/// A fake agent: key, chain store, and the ability to sign clips.
+struct FakeAgent {
+    key: SigningKey,
+    chain: ChainStore,
+    pem_path: PathBuf,
+}
+
+impl FakeAgent {
+    fn new(dir: &Path, name: &str) -> FakeAgent {
+        let key = SigningKey::generate(&dir.join(format!("{name}.key"))).unwrap();
+        let pem_path = dir.join(format!("{name}.pub.pem"));
+        std::fs::write(&pem_path, key.public_key().to_pem()).unwrap();
+        let chain = ChainStore::open(&dir.join(format!("{name}-chain"))).unwrap();
+        FakeAgent {
+            key,
+            chain,
+            pem_path,
+        }
+    }
+
+    fn pem(&self) -> String {
+        std::fs::read_to_string(&self.pem_path).unwrap()
+    }
+
+    fn sign(&mut self, agent_id: &str, bytes: &[u8]) -> SignedManifest {
+        self.chain
+            .ensure_segment(
+                &self.key,
+                agent_id,
+                "0.1.0",
+                CAMERA,
+                OffsetDateTime::now_utc(),
+            )
+            .unwrap();
+        let now = OffsetDateTime::now_utc();
+        let draft = ManifestDraft {
+            agent_id: agent_id.into(),
+            agent_version: "0.1.0".into(),
+            camera_id: CAMERA.into(),
+            clip_id: Uuid::now_v7(),
+            start: now,
+            end: now,
+            clock_sync: ClockSync::Unknown,
+            events: vec![],
+            clip: ClipDescription::from_mp4(bytes).unwrap(),
+            model: None,
+            part: None,
+        };
+        self.chain.sign_clip(&self.key, draft).unwrap()
+    }
+}
+
+fn manifest_msg(m: &SignedManifest) -> Vec<u8> {
+    let size = m.record().file.size;
+    serde_json::to_vec(&serde_json::json!({
+        "manifest_b64": B64.encode(m.canonical_bytes()),
+        "signature": m.signature_file(),
+        "size": size,
+        "chunk_size": CHUNK_SIZE,
+        "chunks": size.div_ceil(CHUNK_SIZE),
+    }))
+    .unwrap()
+}
+
+fn manifest_topic(agent: &str, m: &SignedManifest) -> String {
+    format!("vigil/v1/{agent}/clips/{}/manifest", m.record().clip_id)
+}
+
+fn chunk_topic(agent: &str, m: &SignedManifest, n: u64) -> String {
+    format!("vigil/v1/{agent}/clips/{}/chunk/{n}", m.record().clip_id)
+}
+
+fn chunk(bytes: &[u8], n: u64) -> &[u8] {
+    let s = (n * CHUNK_SIZE) as usize;
+    &bytes[s..(s + CHUNK_SIZE as usize).min(bytes.len())]
+}
+
+/// Sends the manifest, then every chunk the hub asks for; returns the final ack status.
+fn transfer(hub: &mut Ingest, agent: &str, m: &SignedManifest, bytes: &[u8]) -> AckStatus {
+    let out = hub.handle(&manifest_topic(agent, m), &manifest_msg(m));
+    let (_, ack) = out.ack.expect("manifest is acked");
+    if ack.status != AckStatus::Missing {
+        return ack.status;
+    }
+    let mut last = None;
+    for n in ack.missing {
+        let out = hub.handle(&chunk_topic(agent, m, n), chunk(bytes, n));
+        assert!(
+            out.rejected.is_none(),
+            "chunk {n} rejected: {:?}",
+            out.rejected
+        );
+        if let Some((_, a)) = out.ack {
+            last = Some(a.status);
+        }
+    }
+    last.expect("the last chunk is acked")
+}
+
+fn count(hub: &Ingest, sql: &str) -> i64 {
+    hub.index().count(sql).unwrap()
+}
+
+#[test]
+fn stores_verified_clip_byte_identical_and_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = cut(tmp.path(), "a.mp4", 0, 4);
+    assert!(bytes.len() as u64 > CHUNK_SIZE, "want a multi-chunk clip");
+    let mut agent = FakeAgent::new(tmp.path(), "a");
+    let data = tmp.path().join("data");
+    let mut hub = Ingest::open(&data).unwrap();
+    hub.enroll(AGENT, &agent.pem()).unwrap();
+    let m = agent.sign(AGENT, &bytes);
+
+    assert_eq!(transfer(&mut hub, AGENT, &m, &bytes), AckStatus::Stored);
+    let sha = m.record().file.sha256.to_hex();
+    let stored = std::fs::read(hub.layout().clip_path(&sha)).unwrap();
+    assert_eq!(stored, bytes, "stored clip is byte-identical");
+    // The same clip again: acked stored, stored once.
+    assert_eq!(transfer(&mut hub, AGENT, &m, &bytes), AckStatus::Stored);
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM clips"), 1);
+    // Late duplicate chunks of a stored clip are ignored, not errors.
+    let out = hub.handle(&chunk_topic(AGENT, &m, 0), chunk(&bytes, 0));
+    assert!(out.rejected.is_none() && out.ack.is_none());
+    assert!(!hub.layout().incoming(AGENT, &m.record().clip_id).exists());
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM alerts"), 0);
+}
+
+#[test]
+fn unknown_agent_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = cut(tmp.path(), "a.mp4", 0, 2);
+    let mut agent = FakeAgent::new(tmp.path(), "a");
+    let mut hub = Ingest::open(&tmp.path().join("data")).unwrap();
+    let m = agent.sign(AGENT, &bytes);
+    let out = hub.handle(&manifest_topic(AGENT, &m), &manifest_msg(&m));
+    assert_eq!(out.rejected.unwrap().code, "unknown_agent");
+    assert_eq!(out.ack.unwrap().1.status, AckStatus::Rejected);
+    let out = hub.handle(&chunk_topic(AGENT, &m, 0), chunk(&bytes, 0));
+    assert_eq!(out.rejected.unwrap().code, "unknown_agent");
+    assert!(!tmp.path().join("data/incoming").exists());
+    assert_eq!(hub.rejected_counts().get("unknown_agent"), Some(&2));
+}
+
+#[test]
+fn manifest_signed_by_another_key_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = cut(tmp.path(), "a.mp4", 0, 2);
+    let enrolled = FakeAgent::new(tmp.path(), "enrolled");
+    let mut impostor = FakeAgent::new(tmp.path(), "impostor");
+    let mut hub = Ingest::open(&tmp.path().join("data")).unwrap();
+    hub.enroll(AGENT, &enrolled.pem()).unwrap();
+    let m = impostor.sign(AGENT, &bytes);
+    let out = hub.handle(&manifest_topic(AGENT, &m), &manifest_msg(&m));
+    assert_eq!(out.rejected.unwrap().code, "bad_signature");
+    assert_eq!(out.ack.unwrap().1.status, AckStatus::Rejected);
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM clips"), 0);
+}
+
+#[test]
+fn hostile_chunks_and_messages_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = cut(tmp.path(), "a.mp4", 0, 4);
+    let mut agent = FakeAgent::new(tmp.path(), "a");
+    let data = tmp.path().join("data");
+    let mut hub = Ingest::open(&data).unwrap();
+    hub.enroll(AGENT, &agent.pem()).unwrap();
+    let m = agent.sign(AGENT, &bytes);
+    let chunks = m.record().file.size.div_ceil(CHUNK_SIZE);
+    assert_eq!(
+        hub.handle(&manifest_topic(AGENT, &m), &manifest_msg(&m))
+            .ack
+            .unwrap()
+            .1
+            .status,
+        AckStatus::Missing
+    );
+    let code = |hub: &mut Ingest, t: &str, p: &[u8]| hub.handle(t, p).rejected.map(|r| r.code);
+    assert_eq!(
+        code(&mut hub, &chunk_topic(AGENT, &m, chunks), chunk(&bytes, 0)),
+        Some("chunk_out_of_range")
+    );
+    assert_eq!(
+        code(&mut hub, &chunk_topic(AGENT, &m, 0), b"short"),
+        Some("bad_chunk_length")
+    );
+    assert_eq!(
+        code(
+            &mut hub,
+            &format!("vigil/v1/{AGENT}/clips/../chunk/0"),
+            b"x"
+        ),
+        Some("bad_topic")
+    );
+    assert_eq!(
+        code(
+            &mut hub,
+            &format!("vigil/v1/{AGENT}/clips/{}/manifest", m.record().clip_id),
+            b"{not json"
+        ),
+        Some("bad_json")
+    );
+    assert_eq!(
+        code(&mut hub, &format!("vigil/v1/{AGENT}/events"), b"[]"),
+        Some("bad_event")
+    );
+    // Another agent's manifest on our topic.
+    let mut other = FakeAgent::new(tmp.path(), "other");
+    hub.enroll("agent-2", &other.pem()).unwrap();
+    let m2 = other.sign("agent-2", &bytes);
+    let t = format!("vigil/v1/agent-2/clips/{}/manifest", m.record().clip_id);
+    assert_eq!(code(&mut hub, &t, &manifest_msg(&m2)), Some("wrong_clip"));
+    // Nothing stored; only the pending transfer exists.
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM clips"), 0);
+    // The transfer still completes with good chunks.
+    for n in 0..chunks {
+        hub.handle(&chunk_topic(AGENT, &m, n), chunk(&bytes, n));
+    }
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM clips"), 1);
+}
+
+#[test]
+fn path_like_agent_ids_are_rejected_and_never_touch_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut hub = Ingest::open(&data).unwrap();
+    let clip = Uuid::now_v7();
+    for agent in [
+        "..",
+        ".",
+        "a/../../x",
+        "a b",
+        "%2e%2e",
+        "\u{0}",
+        &"a".repeat(65),
+    ] {
+        for t in [
+            format!("vigil/v1/{agent}/clips/{clip}/manifest"),
+            format!("vigil/v1/{agent}/clips/{clip}/chunk/0"),
+            format!("vigil/v1/{agent}/events"),
+        ] {
+            let out = hub.handle(&t, b"{}");
+            assert_eq!(out.rejected.map(|r| r.code), Some("bad_topic"), "{t}");
+            assert!(out.ack.is_none());
+        }
+    }
+    assert!(!data.join("incoming").exists());
+    let entries: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1, "nothing written next to the data dir");
+}
+
+#[test]
+fn hub_restart_mid_transfer_resumes_with_only_missing_chunks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = cut(tmp.path(), "a.mp4", 0, 4);
+    let mut agent = FakeAgent::new(tmp.path(), "a");
+    let data = tmp.path().join("data");
+    let m = agent.sign(AGENT, &bytes);
+    let chunks = m.record().file.size.div_ceil(CHUNK_SIZE);
+    assert!(chunks >= 2);
+    {
+        let mut hub = Ingest::open(&data).unwrap();
+        hub.enroll(AGENT, &agent.pem()).unwrap();
+        let ack = hub
+            .handle(&manifest_topic(AGENT, &m), &manifest_msg(&m))
+            .ack
+            .unwrap()
+            .1;
+        assert_eq!(ack.missing, (0..chunks).collect::<Vec<_>>());
+        // Only chunk 0 arrives before the "crash".
+        assert!(hub
+            .handle(&chunk_topic(AGENT, &m, 0), chunk(&bytes, 0))
+            .rejected
+            .is_none());
+    }
+    let mut hub = Ingest::open(&data).unwrap();
+    let ack = hub
+        .handle(&manifest_topic(AGENT, &m), &manifest_msg(&m))
+        .ack
+        .unwrap()
+        .1;
+    assert_eq!(ack.status, AckStatus::Missing);
+    assert_eq!(ack.missing, (1..chunks).collect::<Vec<_>>());
+    assert_eq!(transfer(&mut hub, AGENT, &m, &bytes), AckStatus::Stored);
+    let sha = m.record().file.sha256.to_hex();
+    assert_eq!(std::fs::read(hub.layout().clip_path(&sha)).unwrap(), bytes);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn chain_gap_alerts_and_conflicting_seq_is_tamper() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = cut(tmp.path(), "a.mp4", 0, 2);
+    let b = cut(tmp.path(), "b.mp4", 2, 2);
+    let c = cut(tmp.path(), "c.mp4", 4, 2);
+    let mut agent = FakeAgent::new(tmp.path(), "a");
+    let mut hub = Ingest::open(&tmp.path().join("data")).unwrap();
+    hub.enroll(AGENT, &agent.pem()).unwrap();
+    let m1 = agent.sign(AGENT, &a);
+    // Snapshot the chain state after seq 1: signing from the copy forks the segment.
+    copy_dir(&tmp.path().join("a-chain"), &tmp.path().join("fork-chain"));
+    let _m2 = agent.sign(AGENT, &b); // never delivered
+    let m3 = agent.sign(AGENT, &c);
+    assert_eq!(transfer(&mut hub, AGENT, &m1, &a), AckStatus::Stored);
+    assert_eq!(transfer(&mut hub, AGENT, &m3, &c), AckStatus::Stored);
+    assert_eq!(
+        count(
+            &hub,
+            "SELECT COUNT(*) FROM alerts WHERE kind = 'missing_clip'"
+        ),
+        1
+    );
+
+    let mut fork = FakeAgent {
+        key: SigningKey::load(&tmp.path().join("a.key")).unwrap(),
+        chain: ChainStore::open(&tmp.path().join("fork-chain")).unwrap(),
+        pem_path: agent.pem_path.clone(),
+    };
+    let f2 = fork.sign(AGENT, &b);
+    let f3 = fork.sign(AGENT, &c);
+    assert_eq!(f3.record().segment_id, m1.record().segment_id);
+    assert_eq!(f3.record().seq, 3);
+    // seq 3 already holds m3: tamper, rejected at the manifest.
+    let out = hub.handle(&manifest_topic(AGENT, &f3), &manifest_msg(&f3));
+    assert_eq!(out.rejected.unwrap().code, "tamper");
+    assert_eq!(out.ack.unwrap().1.status, AckStatus::Rejected);
+    // f2 fills the gap at seq 2 but stored seq 3 does not link to it: tamper.
+    let out = hub.handle(&manifest_topic(AGENT, &f2), &manifest_msg(&f2));
+    assert_eq!(out.rejected.unwrap().code, "tamper");
+    assert_eq!(
+        count(&hub, "SELECT COUNT(*) FROM alerts WHERE kind = 'tamper'"),
+        2
+    );
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM clips"), 2);
+}
+
+#[test]
+fn altered_chunk_fails_verification_and_is_not_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = cut(tmp.path(), "a.mp4", 0, 4);
+    let mut agent = FakeAgent::new(tmp.path(), "a");
+    let mut hub = Ingest::open(&tmp.path().join("data")).unwrap();
+    hub.enroll(AGENT, &agent.pem()).unwrap();
+    let m = agent.sign(AGENT, &bytes);
+    let mut bad = bytes.clone();
+    let last = bad.len() - 100;
+    bad[last] ^= 0xff;
+    let ack = hub
+        .handle(&manifest_topic(AGENT, &m), &manifest_msg(&m))
+        .ack
+        .unwrap()
+        .1;
+    let mut final_ack = None;
+    for n in ack.missing {
+        let out = hub.handle(&chunk_topic(AGENT, &m, n), chunk(&bad, n));
+        if out.ack.is_some() {
+            assert_eq!(out.rejected.unwrap().code, "verification_failed");
+            final_ack = out.ack;
+        }
+    }
+    assert_eq!(final_ack.unwrap().1.status, AckStatus::Rejected);
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM clips"), 0);
+    assert_eq!(
+        count(&hub, "SELECT COUNT(*) FROM alerts WHERE kind = 'rejected'"),
+        1
+    );
+    // The agent can retry with good bytes.
+    assert_eq!(transfer(&mut hub, AGENT, &m, &bytes), AckStatus::Stored);
+}

@@ -1,0 +1,123 @@
+//! Delivery end to end with real processes: camsim → agent → Mosquitto → hub.
+//! The broker goes down for 30 s while people keep walking through; afterwards the hub
+//! holds every clip the agent signed, exactly once, in chain order.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use vigil_tests::{
+    agent, agent_bin, hub_bin, sample, wait_until, workspace_root, Camsim, Mosquitto, Proc,
+};
+
+fn sql(db: &Path, query: &str) -> Result<String> {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(query)
+        .output()
+        .context("sqlite3")?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[test]
+fn broker_outage_loses_nothing_and_duplicates_nothing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = Mosquitto::start()?;
+    let port = broker.port();
+    let camsim = Camsim::start(&sample("vtest.mp4")?)?;
+    let key = dir.path().join("agent.key");
+    let pem = agent::keygen(&key)?;
+    let pem_path = dir.path().join("agent.pem");
+    std::fs::write(&pem_path, pem)?;
+    let data = dir.path().join("hub");
+    let mut add = Command::new(hub_bin()?);
+    add.args(["agent", "add", "a1", "--public-key"])
+        .arg(&pem_path)
+        .arg("--data-dir")
+        .arg(&data);
+    vigil_tests::run("vigil-hub agent add", add, Duration::from_secs(20))?.ok()?;
+    let mut hub_cmd = Command::new(hub_bin()?);
+    hub_cmd
+        .args(["run", "--broker", &broker.url(), "--data-dir"])
+        .arg(&data);
+    let _hub = Proc::spawn("vigil-hub", hub_cmd)?;
+
+    let root = workspace_root();
+    let outbox = dir.path().join("outbox");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "agent_id = \"a1\"\nkey = {key:?}\nchain_dir = {chain:?}\noutbox_dir = {outbox:?}\n\
+             [detect]\nmodel = {model:?}\n[uplink]\nbroker = \"{url}\"\n\
+             [[cameras]]\nid = \"cam1\"\nurl = \"{cam}\"\npost_roll_seconds = 1.0\n",
+            chain = dir.path().join("chain"),
+            model = root.join("models/yolox_nano.toml"),
+            url = broker.url(),
+            cam = camsim.url(),
+        ),
+    )?;
+    let mut agent_cmd = Command::new(agent_bin()?);
+    agent_cmd
+        .args(["run", "--seconds", "75", "--config"])
+        .arg(&config)
+        .env(
+            "ORT_DYLIB_PATH",
+            root.join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
+        );
+    let mut agent_proc = Proc::spawn("vigil-agent run", agent_cmd)?;
+    let db = data.join("index.sqlite");
+
+    // Some clips go through while the broker is up.
+    wait_until(
+        Duration::from_secs(40),
+        "a first clip stored at the hub",
+        || sql(&db, "SELECT COUNT(*) FROM clips").is_ok_and(|n| n.parse::<u32>().unwrap_or(0) >= 1),
+    )?;
+    // Broker down for 30 s while events keep happening.
+    drop(broker);
+    let down = Instant::now();
+    let stored_before = sql(&db, "SELECT COUNT(*) FROM clips")?;
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(down.elapsed()));
+    let spooled_while_down = std::fs::read_dir(outbox.join("clips"))?.count();
+    let _broker = Mosquitto::start_on(port)?;
+
+    let status = agent_proc
+        .wait_timeout(Duration::from_secs(120))?
+        .context("agent did not exit")?;
+    assert!(status.success(), "agent failed:\n{}", agent_proc.stderr());
+    let log = agent_proc.stderr();
+    let signed = log.matches("Clip signed and spooled").count();
+    assert!(
+        spooled_while_down >= 1,
+        "no clip was made while the broker was down"
+    );
+    wait_until(Duration::from_secs(30), "every signed clip stored", || {
+        sql(&db, "SELECT COUNT(*) FROM clips").is_ok_and(|n| n == signed.to_string())
+    })
+    .with_context(|| {
+        format!(
+            "hub has {:?} of {signed} clips (before outage {stored_before}); agent log:\n{log}",
+            sql(&db, "SELECT COUNT(*) FROM clips")
+        )
+    })?;
+    // Exactly once, in chain order: seqs 1..=n, no duplicate clip or seq.
+    let seqs = sql(&db, "SELECT group_concat(seq, ',') FROM (SELECT seq FROM clips WHERE agent_id='a1' AND camera_id='cam1' ORDER BY seq)")?;
+    let want: Vec<String> = (1..=signed).map(|n| n.to_string()).collect();
+    assert_eq!(seqs, want.join(","));
+    assert_eq!(
+        sql(&db, "SELECT COUNT(DISTINCT clip_id) FROM clips")?,
+        signed.to_string()
+    );
+    assert_eq!(
+        sql(
+            &db,
+            "SELECT COUNT(*) FROM alerts WHERE kind IN ('missing_clip','tamper')"
+        )?,
+        "0"
+    );
+    // Nothing left in the agent's outbox.
+    assert_eq!(std::fs::read_dir(outbox.join("clips"))?.count(), 0);
+    Ok(())
+}
