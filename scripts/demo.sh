@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make demo`: what Vigil runs end to end today, on its embedded defaults:
-#   sample camera (camsim, RTSP) -> vigil-agent run (detection, calm events, signed clips
-#   into the outbox) -> vigil-verify on every clip, as an investigator would.
-# The hub (MQTT delivery, web page) is not built yet; this script says so at the end.
+# `make demo`: what Vigil runs end to end today:
+#   sample camera (camsim, RTSP) -> vigil-agent run (detection, calm events, signed clips)
+#   -> MQTT (a private Mosquitto: the hub's embedded broker is not built yet) -> vigil-hub
+#   (verifies, stores, indexes) -> vigil-verify on every stored clip, as an investigator would.
+# The hub's web page is not built yet; this script says so at the end.
 # DEMO_SECONDS=N stops by itself after N seconds (default: 60); Ctrl-C stops earlier.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,8 +26,17 @@ URL="$(awk '/serving/ {print $3}' "$DATA/camsim.out")"
 [ -n "$URL" ] || { echo "camsim did not start; see $DATA/camsim.log"; exit 1; }
 echo "   $URL"
 
-[ -f "$DATA/agent.key" ] || "$BIN/vigil-agent" keygen --key "$DATA/agent.key" > "$DATA/agent.pub.txt"
-rm -rf "$DATA/outbox"
+echo "== MQTT broker (private Mosquitto on a free port) and vigil-hub"
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$PORT" > "$DATA/mosquitto.conf"
+/usr/sbin/mosquitto -c "$DATA/mosquitto.conf" > "$DATA/mosquitto.log" 2>&1 &
+pids+=($!)
+rm -rf "$DATA/hub" "$DATA/outbox" "$DATA/chain" "$DATA/verify" "$DATA/agent.key"
+"$BIN/vigil-agent" keygen --key "$DATA/agent.key" | sed -n '/BEGIN/,$p' > "$DATA/agent.pem"
+"$BIN/vigil-hub" agent add demo-agent --public-key "$DATA/agent.pem" --data-dir "$DATA/hub" > /dev/null
+"$BIN/vigil-hub" run --broker "mqtt://127.0.0.1:$PORT" --data-dir "$DATA/hub" > "$DATA/hub.log" 2>&1 &
+pids+=($!)
+echo "   broker mqtt://127.0.0.1:$PORT, hub data in $DATA/hub"
 cat > "$DATA/agent.toml" <<TOML
 agent_id = "demo-agent"
 key = "$DATA/agent.key"
@@ -34,6 +44,8 @@ chain_dir = "$DATA/chain"
 outbox_dir = "$DATA/outbox"
 [detect]
 model = "$ROOT/models/yolox_nano.toml"
+[uplink]
+broker = "mqtt://127.0.0.1:$PORT"
 [[cameras]]
 id = "cam1"
 url = "$URL"
@@ -45,29 +57,28 @@ AGENT=$!
 pids+=($AGENT)
 wait "$AGENT" || true
 
-events=$(ls "$DATA/outbox/events" 2>/dev/null | grep -c start || true)
-clips=$(ls "$DATA/outbox/clips" 2>/dev/null | wc -l)
-echo "== $events events started, $clips signed clips in $DATA/outbox"
-python3 - "$DATA/outbox/events" <<'PY'
-import json, os, sys
-d = sys.argv[1]
-for name in sorted(os.listdir(d))[:200]:
-    if name.endswith("start.json"):
-        e = json.load(open(os.path.join(d, name)))["event"]
-        print(f"   {e['start_utc']}  {e['camera_id']}  {e['label']:<8} score {e['top_score']:.2f}  zones {e['zones'] or '-'}")
-PY
+DB="$DATA/hub/index.sqlite"
+sleep 2
+events=$(sqlite3 "$DB" "SELECT COUNT(*) FROM events WHERE phase='start'")
+clips=$(sqlite3 "$DB" "SELECT COUNT(*) FROM clips")
+echo "== The hub received $events events and stored $clips verified clips (alerts: $(sqlite3 "$DB" "SELECT COUNT(*) FROM alerts"))"
+sqlite3 -separator '  ' "$DB" "SELECT json_extract(json,'$.event.start_utc'), camera_id, json_extract(json,'$.event.label'), printf('score %.2f', json_extract(json,'$.event.top_score')) FROM events WHERE phase='start' ORDER BY received_at LIMIT 20" | sed 's/^/   /'
 
-echo "== Verifying every clip offline (vigil-verify --trust the agent's key)"
+echo "== Verifying every stored clip offline (vigil-verify --trust the agent's key)"
 ok=0; bad=0
-for c in "$DATA"/outbox/clips/*/; do
-    [ -d "$c" ] || continue
-    if "$BIN/vigil-verify" "$c" --trust "$c/pubkey.pem" > /dev/null; then ok=$((ok + 1)); else bad=$((bad + 1)); echo "   NOT OK: $c"; fi
-done
+while IFS='|' read -r clip_id path; do
+    d="$DATA/verify/$clip_id"; mkdir -p "$d"
+    cp "$DATA/hub/$path" "$d/clip.mp4" 2>/dev/null || cp "$path" "$d/clip.mp4"
+    sqlite3 "$DB" "SELECT writefile('$d/manifest.json', manifest) FROM clips WHERE clip_id='$clip_id'" > /dev/null
+    sqlite3 "$DB" "SELECT signature FROM clips WHERE clip_id='$clip_id'" > "$d/manifest.sig"
+    cp "$DATA/agent.pem" "$d/pubkey.pem"
+    if "$BIN/vigil-verify" "$d" --trust "$DATA/agent.pem" > /dev/null; then ok=$((ok + 1)); else bad=$((bad + 1)); echo "   NOT OK: $clip_id"; fi
+done < <(sqlite3 "$DB" "SELECT clip_id, path FROM clips ORDER BY seq")
 echo "   $ok OK, $bad not OK"
 
 cat <<MSG
 
-Clips, manifests and event snapshots are under $DATA/outbox/.
-Not in this demo yet: the hub (MQTT delivery, web page for operators); see README.
+Hub data (SQLite index, content-addressed clips) is under $DATA/hub/.
+Not in this demo yet: the hub's embedded broker and its web page for operators; see README.
 MSG
 [ "$bad" -eq 0 ]
