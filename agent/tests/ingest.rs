@@ -81,6 +81,14 @@ fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
     panic!("timed out after {deadline:?} waiting for {what}");
 }
 
+/// Largest step between consecutive PTS (ms): one frame when nothing was dropped.
+fn largest_step(pts: &[u64]) -> u64 {
+    pts.windows(2)
+        .map(|w| w[1].abs_diff(w[0]))
+        .max()
+        .unwrap_or(0)
+}
+
 fn settings(url: &str) -> CameraSettings {
     let mut s = CameraSettings::new("cam1", url);
     s.stall_timeout = Duration::from_secs(3);
@@ -210,11 +218,7 @@ fn analysis_rate_and_lossless_recording_with_slow_consumer() {
     // No access unit missing: PTS steps are one frame (100 ms at 10 fps), never a gap.
     let pts = units.lock().expect("units").clone();
     assert!(pts.len() > 80);
-    let worst = pts
-        .windows(2)
-        .map(|w| w[1].abs_diff(w[0]))
-        .max()
-        .unwrap_or(0);
+    let worst = largest_step(&pts);
     assert!(
         worst <= 150,
         "largest PTS step {worst} ms means dropped access units"
@@ -245,11 +249,7 @@ fn analysis_rate_and_lossless_recording_with_slow_consumer() {
     });
     cam.stop();
     let pts = units.lock().expect("units").clone();
-    let worst = pts
-        .windows(2)
-        .map(|w| w[1].abs_diff(w[0]))
-        .max()
-        .unwrap_or(0);
+    let worst = largest_step(&pts);
     assert!(
         worst <= 150,
         "slow consumer made recording drop: step {worst} ms"

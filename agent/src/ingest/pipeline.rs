@@ -298,16 +298,15 @@ fn link_branches(
                 })
                 .build(),
         );
-        pipeline
-            .add_many([
-                &an_queue,
-                &decode,
-                &rate,
-                &convert,
-                &rawfilter,
-                an_sink.upcast_ref(),
-            ])
-            .map_err(assemble)?;
+        let branch = [
+            &an_queue,
+            &decode,
+            &rate,
+            &convert,
+            &rawfilter,
+            an_sink.upcast_ref(),
+        ];
+        pipeline.add_many(branch).map_err(assemble)?;
         gst::Element::link_many([&tee, &an_queue, &decode]).map_err(assemble)?;
         gst::Element::link_many([&rate, &convert, &rawfilter, an_sink.upcast_ref()])
             .map_err(assemble)?;
@@ -322,14 +321,7 @@ fn link_branches(
                 }
             }
         });
-        for e in [
-            &an_queue,
-            &decode,
-            &rate,
-            &convert,
-            &rawfilter,
-            an_sink.upcast_ref(),
-        ] {
+        for e in branch {
             e.sync_state_with_parent().map_err(assemble)?;
         }
     }
