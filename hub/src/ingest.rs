@@ -670,17 +670,28 @@ impl Ingest {
         }
     }
 
-    /// Handles `events`: stores the message, idempotent on (event id, phase).
-    pub fn event(&mut self, agent: &str, payload: &[u8]) -> Result<(), Rejection> {
+    /// The common start of the small JSON topics: size bound, enrolled agent, parse.
+    fn small_message<T: serde::de::DeserializeOwned>(
+        &self,
+        agent: &str,
+        payload: &[u8],
+        what: &str,
+    ) -> Result<(PublicKey, T), Rejection> {
         if payload.len() > MAX_EVENT_MESSAGE {
             return Err(Rejection::new(
                 "too_large",
-                format!("event message is {} bytes", payload.len()),
+                format!("{what} message is {} bytes", payload.len()),
             ));
         }
-        self.agent_key(agent)?;
-        let v: serde_json::Value = serde_json::from_slice(payload)
-            .map_err(|e| Rejection::new("bad_json", format!("event message: {e}")))?;
+        let key = self.agent_key(agent)?;
+        let msg = serde_json::from_slice(payload)
+            .map_err(|e| Rejection::new("bad_json", format!("{what} message: {e}")))?;
+        Ok((key, msg))
+    }
+
+    /// Handles `events`: stores the message, idempotent on (event id, phase).
+    pub fn event(&mut self, agent: &str, payload: &[u8]) -> Result<(), Rejection> {
+        let (_, v): (_, serde_json::Value) = self.small_message(agent, payload, "event")?;
         let phase = v.get("phase").and_then(|p| p.as_str()).unwrap_or("");
         if !matches!(phase, "start" | "update" | "end") {
             return Err(Rejection::new(
@@ -721,15 +732,7 @@ impl Ingest {
 
     /// Handles `status`: keeps the agent's last status.
     pub fn status(&mut self, agent: &str, payload: &[u8]) -> Result<(), Rejection> {
-        if payload.len() > MAX_EVENT_MESSAGE {
-            return Err(Rejection::new(
-                "too_large",
-                format!("status message is {} bytes", payload.len()),
-            ));
-        }
-        self.agent_key(agent)?;
-        let v: serde_json::Value = serde_json::from_slice(payload)
-            .map_err(|e| Rejection::new("bad_json", format!("status message: {e}")))?;
+        let (_, v): (_, serde_json::Value) = self.small_message(agent, payload, "status")?;
         if !v.is_object() {
             return Err(Rejection::new(
                 "bad_json",
@@ -743,15 +746,7 @@ impl Ingest {
 
     /// Handles `records`: verifies and stores a `chain_reset`.
     pub fn record(&mut self, agent: &str, payload: &[u8]) -> Result<(), Rejection> {
-        if payload.len() > MAX_EVENT_MESSAGE {
-            return Err(Rejection::new(
-                "too_large",
-                format!("records message is {} bytes", payload.len()),
-            ));
-        }
-        let key = self.agent_key(agent)?;
-        let msg: RecordMessage = serde_json::from_slice(payload)
-            .map_err(|e| Rejection::new("bad_json", format!("records message: {e}")))?;
+        let (key, msg): (_, RecordMessage) = self.small_message(agent, payload, "records")?;
         if msg.kind != "chain_reset" {
             return Err(Rejection::new(
                 "bad_record",
