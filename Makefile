@@ -4,7 +4,7 @@ CARGO ?= cargo
 export ORT_DYLIB_PATH ?= $(CURDIR)/.deps/onnxruntime/libonnxruntime.so.1.31.1
 export PYTHONPATH := $(CURDIR)/.deps/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup build test lint demo bench clean
+.PHONY: setup build test lint demo bench clean deb deb-check
 
 ## setup: Debian packages, ONNX Runtime, the model, sample footage (idempotent)
 setup:
@@ -30,6 +30,14 @@ demo: setup
 bench: setup
 	$(CARGO) build --release --bins
 	@QUICK=$(QUICK) bash bench/run.sh
+
+## deb: Debian packages for agent and hub into target/debian/ (cargo-deb)
+deb: setup
+	@bash scripts/deb.sh
+
+## deb-check: install the packages on this machine and check units and binaries (root)
+deb-check: deb
+	@bash scripts/deb-check.sh
 
 clean:
 	$(CARGO) clean

@@ -34,7 +34,7 @@ pids+=($!)
 rm -rf "$DATA/hub" "$DATA/outbox" "$DATA/chain" "$DATA/verify" "$DATA/agent.key"
 "$BIN/vigil-agent" keygen --key "$DATA/agent.key" | sed -n '/BEGIN/,$p' > "$DATA/agent.pem"
 "$BIN/vigil-hub" agent add demo-agent --public-key "$DATA/agent.pem" --data-dir "$DATA/hub" > /dev/null
-"$BIN/vigil-hub" run --broker "mqtt://127.0.0.1:$PORT" --data-dir "$DATA/hub" > "$DATA/hub.log" 2>&1 &
+"$BIN/vigil-hub" run --web-listen 127.0.0.1:0 --broker "mqtt://127.0.0.1:$PORT" --data-dir "$DATA/hub" > "$DATA/hub.log" 2>&1 &
 pids+=($!)
 echo "   broker mqtt://127.0.0.1:$PORT, hub data in $DATA/hub"
 cat > "$DATA/agent.toml" <<TOML

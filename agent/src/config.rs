@@ -26,12 +26,40 @@ pub struct AgentConfig {
     /// Detection runtime and model.
     #[serde(default)]
     pub detect: DetectConfig,
+    /// Outbox bound.
+    #[serde(default)]
+    pub outbox: OutboxConfig,
     /// MQTT uplink to the hub; without it clips and events stay in the outbox.
     #[serde(default)]
     pub uplink: Option<crate::uplink::UplinkConfig>,
     /// Cameras; at least one.
     pub cameras: Vec<CameraConfig>,
 }
+
+/// `[outbox]`: how much undelivered evidence the agent keeps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Byte bound of the outbox. Before an entry would exceed it, the oldest
+    /// clips are dropped (each reported on `drops`). Default 2 GiB.
+    #[serde(default = "default_outbox_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_bytes: default_outbox_bytes(),
+        }
+    }
+}
+
+fn default_outbox_bytes() -> u64 {
+    crate::outbox::DEFAULT_MAX_BYTES
+}
+
+/// Smallest accepted `[outbox] max_bytes` (1 MiB).
+pub const MIN_OUTBOX_BYTES: u64 = 1 << 20;
 
 fn default_key() -> PathBuf {
     PathBuf::from("vigil-state/agent.key")
@@ -149,6 +177,13 @@ impl AgentConfig {
             ));
         }
         p.extend(self.detect.problems("detect"));
+        if self.outbox.max_bytes < MIN_OUTBOX_BYTES {
+            p.push(format!(
+                "outbox.max_bytes: {} is below {MIN_OUTBOX_BYTES} (1 MiB); a clip would not fit. \
+                 Use at least a few hundred MiB (default 2147483648 = 2 GiB)",
+                self.outbox.max_bytes
+            ));
+        }
         if let Some(u) = &self.uplink {
             p.extend(u.problems("uplink"));
         }
@@ -217,6 +252,8 @@ mod tests {
     fn reports_every_problem_with_its_key() {
         let text = r#"
 agent_id = "bad id"
+[outbox]
+max_bytes = 1000
 [[cameras]]
 id = "cam1"
 url = "htp://x/y"
@@ -234,7 +271,8 @@ max_clip_seconds = 1
         assert!(all.contains("cameras[0].detect_fps"), "{all}");
         assert!(all.contains("cameras[1].id: \"cam1\" is used"), "{all}");
         assert!(all.contains("cameras[1].max_clip_seconds"), "{all}");
-        assert_eq!(p.len(), 5, "{all}");
+        assert!(all.contains("outbox.max_bytes: 1000"), "{all}");
+        assert_eq!(p.len(), 6, "{all}");
     }
 
     #[test]

@@ -13,11 +13,16 @@
 //! - [`ingest`]: camera pipelines, the pre-event [`ingest::ring::GopRing`], clip cutting.
 //! - [`detect`]: ONNX detection, motion gate, zones/masks, tracker, calm events.
 //! - [`record`]: the one-shot `record` command (camera → signed clip directory).
+//! - [`runtime`]: `vigil-agent run`: cameras, detection, clip cutting and sealing ([`seal`]).
+//! - [`outbox`]: the byte-bounded durable spool; [`uplink`] delivers it over MQTT (TLS,
+//!   credentials) and publishes [`live`] health and snapshots.
 
 pub mod camsim;
 pub mod config;
 pub mod detect;
 pub mod ingest;
+pub mod live;
+pub mod outbox;
 pub mod record;
 pub mod runtime;
 pub mod seal;

@@ -8,11 +8,10 @@
 //!
 //! Overlapping events of one camera share one clip (the manifest lists them all); a
 //! clip longer than `max_clip_seconds` is split into parts linked by a recording id.
-//! Outbox writes are tmp + fsync + rename + directory fsync (see docs/architecture.md).
+//! Outbox writes are tmp + fsync + rename + directory fsync (see docs/architecture.md);
+//! the outbox is byte-bounded (oldest clips dropped, each reported).
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -29,7 +28,9 @@ use crate::detect::{
     share, CameraAnalyzer, DetectService, DetectorOptions, EventMessage, EventPhase, OrtDetector,
 };
 use crate::ingest::{Camera, CameraSettings, GopRing};
-use crate::seal::{ClipMeta, Sealer};
+use crate::live::AgentLive;
+use crate::outbox::Outbox;
+use crate::seal::{recover_tmp_clip, ClipMeta, Sealer, TmpClip};
 
 /// A clip waiting for its post-roll to arrive.
 struct PendingClip {
@@ -61,7 +62,8 @@ pub fn run(
         )
     })?;
     let mut chain = ChainStore::open(&config.chain_dir)?;
-    let outbox = Outbox::open(&config.outbox_dir)?;
+    let outbox = Arc::new(Outbox::open(&config.outbox_dir, config.outbox.max_bytes)?);
+    let reset_again = recover_outbox(&outbox, &chain)?;
     let d = &config.detect;
     let detector = OrtDetector::from_manifest_path(
         d.runtime_library.as_deref(),
@@ -95,13 +97,19 @@ pub fn run(
     let version = env!("CARGO_PKG_VERSION");
     let mut cameras: HashMap<String, CameraRuntime> = HashMap::new();
     for c in &config.cameras {
-        if let Some(reset) = chain.ensure_segment(
+        let reset = match chain.ensure_segment(
             &key,
             &config.agent_id,
             version,
             &c.id,
             OffsetDateTime::now_utc(),
         )? {
+            Some(reset) => Some(reset),
+            // Its spooled copy was lost to a crash mid-write: spool it again.
+            None if reset_again.contains(&c.id) => Some(chain.segment_reset(&c.id)?),
+            None => None,
+        };
+        if let Some(reset) = reset {
             outbox.put_record(
                 &c.id,
                 "chain_reset",
@@ -139,19 +147,35 @@ pub fn run(
             },
         );
     }
+    let live: Arc<dyn crate::live::Live> = Arc::new(AgentLive::new(
+        config
+            .cameras
+            .iter()
+            .filter_map(|c| {
+                cameras
+                    .get(&c.id)
+                    .map(|r| (c.id.clone(), r.camera.stats().clone()))
+            })
+            .collect(),
+        service.clone(),
+        outbox.clone(),
+    ));
+    // Set only once the last clips are sealed: the uplink's shutdown drain must
+    // not start (and find the outbox idle) before them.
+    let uplink_drain = Arc::new(AtomicBool::new(false));
     let uplink = match &config.uplink {
         Some(u) => {
-            let (agent_id, u, dir, sd) = (
+            let (agent_id, u, ob, sd) = (
                 config.agent_id.clone(),
                 u.clone(),
-                config.outbox_dir.clone(),
-                shutdown.clone(),
+                outbox.clone(),
+                uplink_drain.clone(),
             );
             Some(
                 std::thread::Builder::new()
                     .name("uplink".into())
                     .spawn(move || {
-                        if let Err(e) = crate::uplink::run(&agent_id, &u, &dir, sd) {
+                        if let Err(e) = crate::uplink::run(&agent_id, &u, ob, Some(live), sd) {
                             tracing::error!(error = %e, "Uplink stopped; the outbox keeps everything");
                         }
                     })?,
@@ -180,25 +204,94 @@ pub fn run(
             flush_ready(cam, &mut ctx, false)?;
         }
     }
+    let stopping = Instant::now();
     tracing::info!("Agent stopping: ending open events and cutting their clips");
     for cam in cameras.values_mut() {
         cam.camera.stop();
     }
-    if let Ok(service) = Arc::try_unwrap(service) {
-        service.shutdown();
-    }
+    // Ends open events (their `end` messages arrive below).
+    service.close();
     while let Ok(msg) = rx.try_recv() {
         on_event(&msg, &mut cameras, &outbox)?;
     }
     for cam in cameras.values_mut() {
         flush_ready(cam, &mut ctx, true)?;
     }
+    // Every outbox write above was fsynced before its rename; the directories too.
+    for sub in crate::outbox::KINDS {
+        if let Ok(d) = std::fs::File::open(outbox.dir().join(sub)) {
+            let _ = d.sync_all();
+        }
+    }
     if let Some(u) = uplink {
-        // `run_for` ends without a signal: tell the uplink too.
-        shutdown.store(true, Ordering::SeqCst);
+        uplink_drain.store(true, Ordering::SeqCst);
         let _ = u.join();
     }
+    tracing::info!(
+        elapsed_ms = stopping.elapsed().as_millis() as u64,
+        outbox_entries = outbox.stats().entries,
+        "Agent stopped cleanly"
+    );
     Ok(())
+}
+
+/// Startup clean-up of interrupted writes: a clip `.tmp` whose manifest is its
+/// camera's chain head is completed; every other `.tmp` is discarded and
+/// reported on `drops`. Returns the cameras whose spooled `chain_reset` was lost
+/// (it is spooled again from the chain state).
+fn recover_outbox(outbox: &Outbox, chain: &ChainStore) -> anyhow::Result<BTreeSet<String>> {
+    let mut reset_again = BTreeSet::new();
+    for left in outbox.leftovers() {
+        if left.kind == "clips" {
+            let name = left
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().trim_end_matches(".tmp").to_string())
+                .unwrap_or_default();
+            let clip_id = name.parse::<uuid::Uuid>().ok();
+            let dir = left.path.with_file_name(&name);
+            match recover_tmp_clip(chain, &left.path, &dir)? {
+                TmpClip::Completed => {
+                    tracing::info!(clip = %name, "Completed a clip whose seal was interrupted after its chain commit");
+                }
+                TmpClip::Uncommitted { camera_id, seq } => {
+                    outbox.discard_leftover(&left, camera_id.as_deref(), clip_id, seq)?;
+                }
+            }
+            continue;
+        }
+        outbox.discard_leftover(&left, None, None, None)?;
+        if left.kind == "records" {
+            let name = left
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string());
+            if let Some(camera) = name.as_deref().and_then(record_camera) {
+                reset_again.insert(camera);
+            }
+        }
+    }
+    // A record's `.sig` is written before its `.json`: a lone `.sig` is an interrupted write.
+    for sig in crate::outbox::list(&outbox.dir().join("records")) {
+        if sig.extension().is_some_and(|e| e == "sig") && !sig.with_extension("json").exists() {
+            if let Some(camera) = sig
+                .file_name()
+                .and_then(|n| record_camera(&n.to_string_lossy()))
+            {
+                reset_again.insert(camera);
+            }
+            let _ = std::fs::remove_file(&sig);
+        }
+    }
+    Ok(reset_again)
+}
+
+/// Camera of a `[.]<ns>-<camera>-chain_reset.{json,sig}[.tmp]` record name.
+fn record_camera(name: &str) -> Option<String> {
+    let name = name.trim_start_matches('.');
+    let (_, rest) = name.split_once('-')?;
+    let (camera, _) = rest.split_once("-chain_reset")?;
+    Some(camera.to_string())
 }
 
 fn on_event(
@@ -290,15 +383,18 @@ fn flush_ready(cam: &mut CameraRuntime, ctx: &mut SignContext, drain: bool) -> a
                 continue;
             }
             let clip_id = uuid::Uuid::now_v7();
-            let dir = ctx.outbox.dir.join("clips").join(clip_id.to_string());
+            let dir = ctx.outbox.clip_dir(clip_id);
             let part = (parts.len() > 1).then_some(PartInfo {
                 recording_id,
                 index: index as u32,
             });
-            let (signed, muxed) = ctx.sealer.seal(
+            tracing::info!(camera = %cam.config.id, clip = %clip_id, from_ms = from, to_ms = to, "Sealing a clip");
+            let prepared = crate::seal::prepare(&gops, &caps)?;
+            // Room first (oldest clips dropped and reported), then the seq is taken.
+            let (_room, _drops) = ctx.outbox.make_room(prepared.dir_bytes())?;
+            let (signed, muxed) = ctx.sealer.seal_prepared(
                 &cam.config.id,
-                &gops,
-                &caps,
+                prepared,
                 ClipMeta {
                     clip_id,
                     events: p.events.clone(),
@@ -309,60 +405,5 @@ fn flush_ready(cam: &mut CameraRuntime, ctx: &mut SignContext, drain: bool) -> a
             tracing::info!(camera = %cam.config.id, clip = %clip_id, seq = signed.record().seq, frames = muxed.frames, "Clip signed and spooled");
         }
     }
-    Ok(())
-}
-
-/// The on-disk spool of what must reach the hub (delivery is the next issue).
-struct Outbox {
-    dir: PathBuf,
-}
-
-impl Outbox {
-    fn open(dir: &Path) -> anyhow::Result<Outbox> {
-        for sub in ["clips", "events", "records"] {
-            std::fs::create_dir_all(dir.join(sub))
-                .map_err(|e| anyhow::anyhow!("cannot create outbox {}: {e}", dir.display()))?;
-        }
-        Ok(Outbox {
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    fn put_event(&self, msg: &EventMessage) -> anyhow::Result<()> {
-        let name = format!(
-            "{}-{}-{:?}.json",
-            OffsetDateTime::now_utc().unix_timestamp_nanos(),
-            msg.event.id,
-            msg.phase
-        )
-        .to_lowercase();
-        write_durable(&self.dir.join("events"), &name, &serde_json::to_vec(msg)?)
-    }
-
-    fn put_record(
-        &self,
-        camera: &str,
-        kind: &str,
-        canonical: &[u8],
-        sig: &str,
-    ) -> anyhow::Result<()> {
-        let stem = format!(
-            "{}-{camera}-{kind}",
-            OffsetDateTime::now_utc().unix_timestamp_nanos()
-        );
-        let dir = self.dir.join("records");
-        write_durable(&dir, &format!("{stem}.json"), canonical)?;
-        write_durable(&dir, &format!("{stem}.sig"), sig.as_bytes())
-    }
-}
-
-/// tmp + fsync + rename + directory fsync.
-fn write_durable(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }

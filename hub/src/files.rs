@@ -112,3 +112,32 @@ pub fn fsync_dir_of(path: &Path) -> io::Result<()> {
         None => Ok(()),
     }
 }
+
+/// Removes the clip directories under `agent_dir` whose newest file is older than
+/// `timeout` (abandoned transfers); returns how many were removed.
+pub fn remove_stale(agent_dir: &Path, timeout: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(agent_dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.filter_map(Result::ok) {
+        let dir = e.path();
+        let newest = fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|f| f.metadata().and_then(|m| m.modified()).ok())
+            .chain(e.metadata().and_then(|m| m.modified()).ok())
+            .max();
+        let stale = newest
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > timeout);
+        if dir.is_dir() && stale && fs::remove_dir_all(&dir).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        let _ = File::open(agent_dir).and_then(|d| d.sync_all());
+    }
+    removed
+}

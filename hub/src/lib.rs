@@ -3,6 +3,8 @@
 //!
 //! # Modules and data flow
 //!
+//! 0. [`config`]: `hub.toml`; [`broker`]: the embedded MQTT broker (rumqttd) with
+//!    per-agent logins from [`enroll`] (keys, MQTT passwords, revocation).
 //! 1. [`uplink`]: an MQTT client subscribed to every agent topic; each
 //!    publish is handed to the ingest task, and acks go back to
 //!    `vigil/v1/{agent}/acks`.
@@ -14,10 +16,14 @@
 //! 4. [`files`]: the data directory layout and the write → fsync → rename →
 //!    fsync-dir order (numbered invariants there); [`index`]: SQLite (WAL).
 
+pub mod broker;
+pub mod config;
+pub mod enroll;
 pub mod files;
 pub mod index;
 pub mod ingest;
 pub mod topic;
 pub mod uplink;
+pub mod web;
 
 pub use ingest::{Ack, AckStatus, Ingest, Outcome, Rejection};

@@ -9,13 +9,16 @@ use uuid::Uuid;
 /// Topic root shared by every message of contract v1.
 pub const ROOT: &str = "vigil/v1/";
 
-/// Subscriptions the hub makes (all QoS 1).
-pub const SUBSCRIPTIONS: [&str; 5] = [
+/// Subscriptions the hub makes (all at QoS 1; QoS 0 topics arrive at QoS 0).
+pub const SUBSCRIPTIONS: [&str; 8] = [
     "vigil/v1/+/status",
     "vigil/v1/+/events",
     "vigil/v1/+/records",
     "vigil/v1/+/clips/+/manifest",
     "vigil/v1/+/clips/+/chunk/+",
+    "vigil/v1/+/health",
+    "vigil/v1/+/cameras/+/snapshot",
+    "vigil/v1/+/drops",
 ];
 
 /// A parsed agent→hub topic.
@@ -31,6 +34,12 @@ pub enum Topic {
     Manifest { agent: String, clip: Uuid },
     /// `{agent}/clips/{clip}/chunk/{n}`.
     Chunk { agent: String, clip: Uuid, n: u64 },
+    /// `{agent}/health`.
+    Health { agent: String },
+    /// `{agent}/cameras/{camera}/snapshot`.
+    Snapshot { agent: String, camera: String },
+    /// `{agent}/drops`.
+    Drops { agent: String },
 }
 
 /// True if `id` is a valid agent or camera id: 1-64 of `[A-Za-z0-9_-]`.
@@ -70,6 +79,20 @@ pub fn parse(topic: &str) -> Result<Topic, String> {
         ["status"] => Ok(Topic::Status { agent }),
         ["events"] => Ok(Topic::Events { agent }),
         ["records"] => Ok(Topic::Records { agent }),
+        ["health"] => Ok(Topic::Health { agent }),
+        ["drops"] => Ok(Topic::Drops { agent }),
+        ["cameras", camera, "snapshot"] => {
+            if !valid_id(camera) {
+                return Err(format!(
+                    "camera id {:?} is not 1-64 of [A-Za-z0-9_-]",
+                    shorten(camera)
+                ));
+            }
+            Ok(Topic::Snapshot {
+                agent,
+                camera: camera.to_string(),
+            })
+        }
         ["clips", clip, "manifest"] => Ok(Topic::Manifest {
             agent,
             clip: parse_clip_id(clip)?,

@@ -1,18 +1,34 @@
 //! The hub's MQTT link: `run()` is a retry loop with backoff around one
 //! broker session; messages are processed in order by a single ingest task.
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 use tokio::sync::mpsc;
 
+use crate::config::{parse_broker_url, Secret};
 use crate::ingest::Ingest;
 use crate::topic::SUBSCRIPTIONS;
 
-/// Largest MQTT packet accepted or sent: a 256 KiB chunk plus headroom for
-/// manifests with many GOPs.
-pub const MAX_PACKET: usize = 1024 * 1024;
+/// Largest MQTT packet accepted or sent (same as the agent's): a 256 KiB chunk
+/// plus headroom for manifests with many GOPs.
+pub const MAX_PACKET: usize = 2 * 1024 * 1024;
+
+/// Largest packet the hub's client reads. Larger than any valid message on purpose:
+/// an oversized message from a hostile publisher on an external broker is read and
+/// rejected by ingest (`too_large`, counted) instead of dropping the hub's connection
+/// (rumqttc disconnects on a packet over its limit). At most `INGEST_QUEUE` of them
+/// wait in memory.
+pub const MAX_INCOMING_PACKET: usize = 8 * 1024 * 1024;
+
+/// Messages handed to the ingest task and not yet handled.
+const INGEST_QUEUE: usize = 16;
 
 /// Broker connection settings.
 #[derive(Debug, Clone)]
@@ -23,43 +39,81 @@ pub struct BrokerSettings {
     pub port: u16,
     /// MQTT client id.
     pub client_id: String,
+    /// Username and password, if the broker wants them.
+    pub credentials: Option<(String, Secret)>,
+    /// CA file for `mqtts://` (TLS when set).
+    pub tls_ca: Option<PathBuf>,
+    /// Set while the hub is connected and every subscription was acknowledged
+    /// (the embedded broker refuses agents until then).
+    pub subscribed: Option<Arc<AtomicBool>>,
 }
 
 impl BrokerSettings {
-    /// Parses `mqtt://host[:port]` (TLS is not part of this slice).
+    /// Parses `mqtt://host[:port]`; `mqtts://` needs a CA file (see [`BrokerSettings::tls_ca`]).
     pub fn from_url(url: &str) -> anyhow::Result<BrokerSettings> {
-        let Some(rest) = url.strip_prefix("mqtt://") else {
-            anyhow::bail!(
-                "broker url {url:?} must start with mqtt:// (mqtts:// is not supported yet)"
-            );
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse::<u16>()
-                    .with_context(|| format!("broker url {url:?}: port {p:?} is not a number"))?,
-            ),
-            None => (rest.to_string(), 1883),
-        };
-        if host.is_empty() {
-            anyhow::bail!("broker url {url:?} has no host");
-        }
+        let u = parse_broker_url(url).map_err(|e| anyhow::anyhow!("broker url: {e}"))?;
         Ok(BrokerSettings {
-            host,
-            port,
+            host: u.host,
+            port: u.port,
             client_id: "vigil-hub".into(),
+            credentials: None,
+            tls_ca: None,
+            subscribed: None,
         })
     }
 
-    fn options(&self) -> MqttOptions {
+    fn options(&self) -> anyhow::Result<MqttOptions> {
         let mut o = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
         o.set_keep_alive(Duration::from_secs(15));
-        o.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+        o.set_max_packet_size(MAX_INCOMING_PACKET, MAX_PACKET);
         // Ack to the broker only after the message was handled.
         o.set_manual_acks(true);
-        o
+        if let Some((user, pass)) = &self.credentials {
+            o.set_credentials(user.clone(), pass.0.clone());
+        }
+        if let Some(ca) = &self.tls_ca {
+            o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::new(tls_client_config(ca)?),
+            )));
+        }
+        Ok(o)
     }
+}
+
+/// A rustls client config (ring provider) trusting only the CA certificates in `ca`.
+fn tls_client_config(ca: &std::path::Path) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca)
+        .with_context(|| format!("broker.external.ca_file: cannot read {}", ca.display()))?
+    {
+        let cert = cert.with_context(|| {
+            format!(
+                "broker.external.ca_file: {} is not PEM certificates",
+                ca.display()
+            )
+        })?;
+        roots.add(cert).with_context(|| {
+            format!(
+                "broker.external.ca_file: a certificate in {} is invalid",
+                ca.display()
+            )
+        })?;
+    }
+    if roots.is_empty() {
+        anyhow::bail!(
+            "broker.external.ca_file: {} holds no certificate",
+            ca.display()
+        );
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 }
 
 /// Runs the hub's MQTT session until `shutdown` resolves, reconnecting with backoff.
@@ -68,8 +122,9 @@ pub async fn run(
     ingest: Ingest,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let (client, mut eventloop) = AsyncClient::new(settings.options(), 64);
-    let (tx, mut rx) = mpsc::channel::<rumqttc::Publish>(64);
+    let (client, mut eventloop) = AsyncClient::new(settings.options()?, 64);
+    let subscribed = settings.subscribed.clone();
+    let (tx, mut rx) = mpsc::channel::<rumqttc::Publish>(INGEST_QUEUE);
     let worker_client = client.clone();
     let worker = tokio::spawn(async move {
         let mut ingest = ingest;
@@ -107,8 +162,11 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            r = poll(&mut eventloop, &client, &tx, &mut attempt) => {
+            r = poll(&mut eventloop, &client, &tx, &mut attempt, subscribed.as_deref()) => {
                 if let Err(e) = r {
+                    if let Some(s) = &subscribed {
+                        s.store(false, Ordering::SeqCst);
+                    }
                     attempt += 1;
                     let delay = Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5)));
                     tracing::warn!(error = format!("{e:#}"), attempt, delay_ms = delay.as_millis() as u64, "Broker connection lost; retrying");
@@ -132,14 +190,32 @@ async fn poll(
     client: &AsyncClient,
     tx: &mpsc::Sender<rumqttc::Publish>,
     attempt: &mut u32,
+    subscribed: Option<&AtomicBool>,
 ) -> anyhow::Result<()> {
     match eventloop.poll().await? {
+        Event::Incoming(Packet::SubAck(a)) => {
+            if a.return_codes
+                .iter()
+                .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+            {
+                anyhow::bail!("the broker refused a subscription");
+            }
+            // Every filter went in one SUBSCRIBE after ConnAck: its SubAck means listening.
+            if let Some(s) = subscribed {
+                s.store(true, Ordering::SeqCst);
+            }
+        }
         Event::Incoming(Packet::ConnAck(_)) => {
             *attempt = 0;
             tracing::info!("Connected to the broker");
-            for t in SUBSCRIPTIONS {
-                client.subscribe(t, QoS::AtLeastOnce).await?;
-            }
+            // One SUBSCRIBE for every filter, so one SubAck means "listening".
+            client
+                .subscribe_many(
+                    SUBSCRIPTIONS
+                        .iter()
+                        .map(|t| rumqttc::SubscribeFilter::new(t.to_string(), QoS::AtLeastOnce)),
+                )
+                .await?;
         }
         Event::Incoming(Packet::Publish(p)) => {
             tx.send(p).await.context("the ingest task stopped")?;

@@ -420,3 +420,151 @@ fn altered_chunk_fails_verification_and_is_not_stored() {
     // The agent can retry with good bytes.
     assert_eq!(transfer(&mut hub, AGENT, &m, &bytes), AckStatus::Stored);
 }
+
+#[test]
+fn revoked_agent_messages_are_rejected_and_counted_and_evidence_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = cut(tmp.path(), "a.mp4", 0, 2);
+    let b = cut(tmp.path(), "b.mp4", 2, 2);
+    let mut agent = FakeAgent::new(tmp.path(), "a");
+    let data = tmp.path().join("data");
+    let mut hub = Ingest::open(&data).unwrap();
+    hub.enroll(AGENT, &agent.pem()).unwrap();
+    let m1 = agent.sign(AGENT, &a);
+    assert_eq!(transfer(&mut hub, AGENT, &m1, &a), AckStatus::Stored);
+    vigil_hub::enroll::revoke(&data, AGENT).unwrap();
+    let m2 = agent.sign(AGENT, &b);
+    let out = hub.handle(&manifest_topic(AGENT, &m2), &manifest_msg(&m2));
+    assert_eq!(out.rejected.unwrap().code, "revoked_agent");
+    assert_eq!(out.ack.unwrap().1.status, AckStatus::Rejected);
+    let out = hub.handle(
+        &format!("vigil/v1/{AGENT}/events"),
+        br#"{"phase":"start","event":{"id":"e1","camera_id":"cam-front"}}"#,
+    );
+    assert_eq!(out.rejected.unwrap().code, "revoked_agent");
+    assert_eq!(hub.rejected_counts().get("revoked_agent"), Some(&2));
+    // What was stored before the revocation stays.
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM clips"), 1);
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM events"), 0);
+}
+
+#[test]
+fn telemetry_messages_are_validated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::new(tmp.path(), "a");
+    let mut hub = Ingest::open(&tmp.path().join("data")).unwrap();
+    hub.enroll(AGENT, &agent.pem()).unwrap();
+    let code = |hub: &mut Ingest, t: &str, p: &str| {
+        hub.handle(&format!("vigil/v1/{AGENT}/{t}"), p.as_bytes())
+            .rejected
+            .map(|r| r.code)
+    };
+    let now = "2026-11-23T13:00:00Z";
+    let cam = |state: &str| {
+        format!(
+            r#"{{"at":"{now}","cameras":[{{"camera_id":"cam-front","state":"{state}","reason":null,"since":"{now}","fps_in":25.0}}],"outbox":{{"entries":0,"bytes":0,"limit_bytes":1,"dropped_entries":0,"dropped_bytes":0}}}}"#
+        )
+    };
+    assert_eq!(
+        code(&mut hub, "health", &cam("dancing")),
+        Some("bad_health")
+    );
+    assert_eq!(
+        code(
+            &mut hub,
+            "health",
+            &cam("streaming").replace(now, "yesterday")
+        ),
+        Some("bad_time")
+    );
+    assert_eq!(code(&mut hub, "health", &cam("streaming")), None);
+    assert_eq!(code(&mut hub, "health", &cam("stopped")), None);
+    assert_eq!(
+        count(
+            &hub,
+            "SELECT COUNT(*) FROM camera_health WHERE state = 'stopped'"
+        ),
+        1,
+        "upserted, not appended"
+    );
+    let jpeg = B64.encode([0xFF, 0xD8, 0xFF, 0xDB, 0xFF, 0xD9]);
+    let snap = |camera: &str| {
+        format!(
+            r#"{{"camera_id":"{camera}","taken_utc":"{now}","width":1,"height":1,"jpeg_b64":"{jpeg}"}}"#
+        )
+    };
+    assert_eq!(
+        code(&mut hub, "cameras/cam-front/snapshot", &snap("cam-back")),
+        Some("wrong_camera")
+    );
+    assert_eq!(
+        code(&mut hub, "cameras/../snapshot", &snap("..")),
+        Some("bad_topic")
+    );
+    assert_eq!(
+        code(&mut hub, "cameras/cam-front/snapshot", &snap("cam-front")),
+        None
+    );
+    let drop = |kind: &str| {
+        format!(
+            r#"{{"kind":"{kind}","clip_id":null,"camera_id":"cam-front","seq":null,"bytes":10,"reason":"full","at":"{now}"}}"#
+        )
+    };
+    assert_eq!(code(&mut hub, "drops", &drop("oops")), Some("bad_drop"));
+    assert_eq!(code(&mut hub, "drops", &drop("outbox_drop")), None);
+    assert_eq!(
+        count(
+            &hub,
+            "SELECT COUNT(*) FROM alerts WHERE kind = 'outbox_drop'"
+        ),
+        1
+    );
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM snapshots"), 1);
+}
+
+#[test]
+fn schema_v0_index_is_migrated_keeping_its_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    {
+        // The first slice's tables, with an agent and an alert in them.
+        let c = rusqlite::Connection::open(data.join("index.sqlite")).unwrap();
+        c.execute_batch(
+            "CREATE TABLE agents (agent_id TEXT PRIMARY KEY, public_key_pem TEXT NOT NULL,
+                 key_id TEXT NOT NULL, enrolled_at INTEGER NOT NULL);
+             CREATE TABLE alerts (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 kind TEXT NOT NULL CHECK (kind IN ('missing_clip', 'tamper', 'rejected')),
+                 agent_id TEXT NOT NULL, camera_id TEXT NOT NULL, detail TEXT NOT NULL, at INTEGER NOT NULL);
+             INSERT INTO agents VALUES ('old-agent', 'PEM', 'abcd', 1);
+             INSERT INTO alerts (kind, agent_id, camera_id, detail, at) VALUES ('tamper', 'old-agent', 'c', 'd', 2);",
+        )
+        .unwrap();
+    }
+    let hub = Ingest::open(&data).unwrap();
+    assert_eq!(count(&hub, "PRAGMA user_version"), 1);
+    assert_eq!(
+        count(&hub, "SELECT COUNT(*) FROM alerts WHERE kind = 'tamper'"),
+        1
+    );
+    assert_eq!(
+        count(
+            &hub,
+            "SELECT COUNT(*) FROM agents WHERE mqtt_password_hash IS NULL"
+        ),
+        1
+    );
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM agent_keys"), 1);
+    hub.index()
+        .alert(
+            vigil_hub::index::AlertKind::OutboxDrop,
+            "old-agent",
+            "c",
+            "d",
+        )
+        .unwrap();
+    drop(hub);
+    // Opening again is a no-op.
+    let hub = Ingest::open(&data).unwrap();
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM alerts"), 2);
+}

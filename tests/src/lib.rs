@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod bins;
+pub mod browser;
 pub mod camsim;
 pub mod clipcheck;
 pub mod h264;
@@ -16,6 +17,7 @@ pub mod net;
 pub mod oracle;
 pub mod process;
 pub mod rtsp_server;
+pub mod tls;
 pub mod wait;
 
 pub use bins::{agent_bin, ensure_built, hub_bin, sample, verify_bin, workspace_root};

@@ -17,7 +17,29 @@ const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 pub struct Mosquitto {
     proc: Proc,
     port: u16,
+    tls: bool,
     _dir: TempDir,
+}
+
+/// Server certificate files for a TLS listener (PEM).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// CA that signed `cert` (also used to verify client certificates when given).
+    pub ca: PathBuf,
+    /// Server certificate.
+    pub cert: PathBuf,
+    /// Server private key.
+    pub key: PathBuf,
+}
+
+/// How to run the broker beyond the defaults (anonymous, plain TCP).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// TLS listener with these files instead of plain TCP.
+    pub tls: Option<TlsFiles>,
+    /// Users for a `password_file` (made with `mosquitto_passwd`); when any is
+    /// given, anonymous access is refused.
+    pub users: Vec<(String, String)>,
 }
 
 impl Mosquitto {
@@ -28,16 +50,49 @@ impl Mosquitto {
 
     /// Start on a given port (to bring a broker back where clients expect it).
     pub fn start_on(port: u16) -> Result<Mosquitto> {
+        Mosquitto::start_with(port, &Options::default())
+    }
+
+    /// Start on `port` with TLS and/or a password file.
+    pub fn start_with(port: u16, options: &Options) -> Result<Mosquitto> {
         let dir = tempfile::tempdir().context("cannot create a temp dir for mosquitto")?;
         let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 log_dest stderr\nlog_type error\nlog_type warning\n"
-            ),
-        )
-        .with_context(|| format!("cannot write {}", conf.display()))?;
+        let mut text = format!(
+            "listener {port} 127.0.0.1\npersistence false\n\
+             log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
+        );
+        // Started as root, mosquitto drops to user `mosquitto`, which cannot read our
+        // 0700 temp dir (keys, password file): stay as the user we are.
+        // SAFETY: geteuid has no preconditions and touches no memory.
+        if unsafe { libc::geteuid() } == 0 {
+            text.push_str("user root\n");
+        }
+        if let Some(t) = &options.tls {
+            text.push_str(&format!(
+                "cafile {}\ncertfile {}\nkeyfile {}\n",
+                t.ca.display(),
+                t.cert.display(),
+                t.key.display()
+            ));
+        }
+        if options.users.is_empty() {
+            text.push_str("allow_anonymous true\n");
+        } else {
+            let passwords = dir.path().join("passwords");
+            for (i, (user, password)) in options.users.iter().enumerate() {
+                let mut cmd = Command::new("mosquitto_passwd");
+                if i == 0 {
+                    cmd.arg("-c");
+                }
+                cmd.arg("-b").arg(&passwords).arg(user).arg(password);
+                crate::process::run("mosquitto_passwd", cmd, Duration::from_secs(10))?.ok()?;
+            }
+            text.push_str(&format!(
+                "allow_anonymous false\npassword_file {}\n",
+                passwords.display()
+            ));
+        }
+        std::fs::write(&conf, text).with_context(|| format!("cannot write {}", conf.display()))?;
         let bin = std::env::var_os("VIGIL_MOSQUITTO")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(MOSQUITTO));
@@ -54,6 +109,7 @@ impl Mosquitto {
         Ok(Mosquitto {
             proc,
             port,
+            tls: options.tls.is_some(),
             _dir: dir,
         })
     }
@@ -63,9 +119,10 @@ impl Mosquitto {
         self.port
     }
 
-    /// `mqtt://127.0.0.1:PORT`.
+    /// `mqtt://127.0.0.1:PORT` (`mqtts://` with TLS).
     pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Stderr so far.

