@@ -20,6 +20,8 @@ test: setup
 	VIGIL_TESTS_NO_BUILD=1 $(CARGO) nextest run --workspace --no-fail-fast
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --all --check
+	@# The packages a field tech installs: build, install on this machine, check units and binaries.
+	$(MAKE) --no-print-directory deb-check
 
 ## demo: sample camera -> agent (detection + a signed clip) -> offline verification
 demo: setup

@@ -10,7 +10,7 @@ agent_deb=$(ls -1t target/debian/vigil-agent_*.deb | head -1)
 hub_deb=$(ls -1t target/debian/vigil-hub_*.deb | head -1)
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "./$agent_deb" "./$hub_deb" >/dev/null
 for unit in vigil-agent vigil-hub; do
-    path=/lib/systemd/system/$unit.service
+    path=/usr/lib/systemd/system/$unit.service
     [ -f "$path" ] || { echo "deb-check: $path not installed" >&2; exit 1; }
     systemd-analyze verify "$path"
     systemd-analyze security --offline=yes "$path" | tail -1

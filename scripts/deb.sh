@@ -13,6 +13,6 @@ for f in .deps/onnxruntime/libonnxruntime.so.1.31.1 models/yolox_nano.onnx; do
 done
 cargo build --release --bins
 for crate in vigil-agent vigil-hub; do
-    cargo deb --no-build --no-strip -p "$crate" --output target/debian/ >/dev/null
+    cargo deb --no-build -p "$crate" --output target/debian/ >/dev/null
 done
 ls -1 target/debian/*.deb

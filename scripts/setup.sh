@@ -29,7 +29,7 @@ PACKAGES=(
     libgstrtspserver-1.0-dev gstreamer1.0-tools gstreamer1.0-plugins-base
     gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
     gstreamer1.0-libav gstreamer1.0-rtsp
-    mosquitto ffmpeg sqlite3 chromium chromium-driver
+    mosquitto ffmpeg sqlite3 chromium chromium-driver openssl systemd
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -22,6 +22,7 @@ pub mod enroll;
 pub mod files;
 pub mod index;
 pub mod ingest;
+pub mod service;
 pub mod topic;
 pub mod uplink;
 pub mod web;

@@ -358,6 +358,7 @@ fn run(cfg: HubConfig) -> anyhow::Result<()> {
                 credentials: Some((broker::INTERNAL_USER.into(), b.internal_password.clone())),
                 tls_ca: None,
                 subscribed: Some(b.ingest_ready.clone()),
+                persistent_session: false,
             }
         }
         BrokerChoice::External { url } => {
@@ -379,6 +380,8 @@ fn run(cfg: HubConfig) -> anyhow::Result<()> {
         // One shutdown signal for the ingest and the web page.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let web = vigil_hub::web::bind(web_opts).await?;
+        vigil_hub::service::ready(&format!("web on {}", web.local_addr()));
+        let watchdog = tokio::spawn(vigil_hub::service::watchdog());
         let mut web_stop = stop_rx.clone();
         let web_task = tokio::spawn(web.run(async move {
             let _ = web_stop.wait_for(|s| *s).await;
@@ -392,11 +395,13 @@ fn run(cfg: HubConfig) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => tracing::info!("Interrupted; shutting down"),
                 _ = term.recv() => tracing::info!("SIGTERM; shutting down"),
             }
+            vigil_hub::service::stopping();
             let _ = stop_tx.send(true);
         };
         let (ingest_result, ()) = tokio::join!(ingest_task, signals);
         ingest_result?;
         web_task.await??;
+        watchdog.abort();
         anyhow::Ok(())
     })?;
     tracing::info!("Stopped");

@@ -46,6 +46,11 @@ pub struct BrokerSettings {
     /// Set while the hub is connected and every subscription was acknowledged
     /// (the embedded broker refuses agents until then).
     pub subscribed: Option<Arc<AtomicBool>>,
+    /// Ask the broker for a persistent session (clean session off): while the hub is
+    /// away (restart, crash), an external broker queues the QoS 1 messages of its
+    /// subscriptions and delivers them on reconnect, so events published meanwhile are
+    /// not lost. Off for the embedded broker, which lives and dies with the hub.
+    pub persistent_session: bool,
 }
 
 impl BrokerSettings {
@@ -59,6 +64,7 @@ impl BrokerSettings {
             credentials: None,
             tls_ca: None,
             subscribed: None,
+            persistent_session: true,
         })
     }
 
@@ -68,6 +74,7 @@ impl BrokerSettings {
         o.set_max_packet_size(MAX_INCOMING_PACKET, MAX_PACKET);
         // Ack to the broker only after the message was handled.
         o.set_manual_acks(true);
+        o.set_clean_session(!self.persistent_session);
         if let Some((user, pass)) = &self.credentials {
             o.set_credentials(user.clone(), pass.0.clone());
         }
@@ -163,6 +170,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             r = poll(&mut eventloop, &client, &tx, &mut attempt, subscribed.as_deref()) => {
+                crate::service::beat();
                 if let Err(e) = r {
                     if let Some(s) = &subscribed {
                         s.store(false, Ordering::SeqCst);
