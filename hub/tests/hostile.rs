@@ -204,7 +204,13 @@ async fn hostile_publisher_cannot_store_anything_or_stop_the_hub() {
     let log_file = std::fs::File::create(&hub_log).expect("log file");
     let mut hub = Killed(
         Command::new(hub_bin)
-            .args(["run", "--web-listen", "127.0.0.1:0", "--broker", &format!("mqtt://127.0.0.1:{port}")])
+            .args([
+                "run",
+                "--web-listen",
+                "127.0.0.1:0",
+                "--broker",
+                &format!("mqtt://127.0.0.1:{port}"),
+            ])
             .arg("--data-dir")
             .arg(&data)
             .stdout(log_file.try_clone().expect("log file"))
@@ -364,20 +370,23 @@ async fn hostile_publisher_cannot_store_anything_or_stop_the_hub() {
     );
     let text = log();
     for code in ["bad_signature", "unknown_agent", "bad_topic", "bad_json"] {
-        assert!(text.contains(code), "hub log does not count {code}:\n{text}");
+        assert!(
+            text.contains(code),
+            "hub log does not count {code}:\n{text}"
+        );
     }
 
     // The enrolled agent still gets its clip stored, byte-identical.
     let good = sign(&key, &mut chain, AGENT, &bytes);
     let good_id = good.record().clip_id.to_string();
-    let mut msgs = vec![(
-        t(&format!("clips/{good_id}/manifest")),
-        manifest_msg(&good),
-    )];
+    let mut msgs = vec![(t(&format!("clips/{good_id}/manifest")), manifest_msg(&good))];
     for n in 0..(bytes.len() as u64).div_ceil(CHUNK_SIZE) {
         let s = (n * CHUNK_SIZE) as usize;
         let e = (s + CHUNK_SIZE as usize).min(bytes.len());
-        msgs.push((t(&format!("clips/{good_id}/chunk/{n}")), bytes[s..e].to_vec()));
+        msgs.push((
+            t(&format!("clips/{good_id}/chunk/{n}")),
+            bytes[s..e].to_vec(),
+        ));
     }
     publish_all(&client, &mut el, msgs, &mut acks).await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -398,8 +407,8 @@ async fn hostile_publisher_cannot_store_anything_or_stop_the_hub() {
     }
     assert_eq!(count(&db, "SELECT COUNT(*) FROM clips"), 1);
     let sha = good.record().file.sha256.to_hex();
-    let stored = std::fs::read(vigil_hub::files::Layout::new(&data).clip_path(&sha))
-        .expect("stored clip");
+    let stored =
+        std::fs::read(vigil_hub::files::Layout::new(&data).clip_path(&sha)).expect("stored clip");
     assert_eq!(stored, bytes);
     let _ = hub.0.kill();
 }

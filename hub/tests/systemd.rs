@@ -67,7 +67,10 @@ fn hub_notifies_systemd_ready_watchdog_and_stopping() {
     };
     assert!(ready, "no READY=1; got {seen:?}");
     assert!(seen.contains("STATUS=web on 127.0.0.1:"), "{seen:?}");
-    assert!(pinged, "no watchdog ping within 5 s of a 3 s watchdog; got {seen:?}");
+    assert!(
+        pinged,
+        "no watchdog ping within 5 s of a 3 s watchdog; got {seen:?}"
+    );
     assert!(stopping, "no STOPPING=1 on SIGTERM; got {seen:?}");
     assert!(
         status.is_some_and(|s| s.success()),

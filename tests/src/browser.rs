@@ -108,7 +108,11 @@ impl Browser {
     }
 
     /// Waits for an element matching the CSS selector and returns it.
-    pub async fn find(&self, timeout: Duration, css: &str) -> Result<fantoccini::elements::Element> {
+    pub async fn find(
+        &self,
+        timeout: Duration,
+        css: &str,
+    ) -> Result<fantoccini::elements::Element> {
         self.client
             .wait()
             .at_most(timeout)

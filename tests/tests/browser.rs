@@ -41,7 +41,10 @@ async fn headless_chromium_plays_the_sample_clip() -> anyhow::Result<()> {
         .await?;
     assert_eq!(size, serde_json::json!([768, 576]));
     let shot = browser.screenshot("harness-video").await?;
-    assert!(std::fs::metadata(&shot)?.len() > 1000, "screenshot is empty");
+    assert!(
+        std::fs::metadata(&shot)?.len() > 1000,
+        "screenshot is empty"
+    );
     browser.close().await?;
     Ok(())
 }

@@ -39,7 +39,14 @@ fn broker_outage_loses_nothing_and_duplicates_nothing() -> Result<()> {
     vigil_tests::run("vigil-hub agent add", add, Duration::from_secs(20))?.ok()?;
     let mut hub_cmd = Command::new(hub_bin()?);
     hub_cmd
-        .args(["run", "--web-listen", "127.0.0.1:0", "--broker", &broker.url(), "--data-dir"])
+        .args([
+            "run",
+            "--web-listen",
+            "127.0.0.1:0",
+            "--broker",
+            &broker.url(),
+            "--data-dir",
+        ])
         .arg(&data);
     let _hub = Proc::spawn("vigil-hub", hub_cmd)?;
 

@@ -23,9 +23,13 @@ fn make_demo_delivers_events_and_verified_clips() -> Result<()> {
     let mut demo = Proc::spawn("make demo (scripts/demo.sh)", cmd)?;
     let status = demo.wait_timeout(Duration::from_secs(150))?;
     let out = demo.stdout();
-    let status = status.ok_or_else(|| anyhow::anyhow!("the demo did not stop by itself:\n{out}"))?;
+    let status =
+        status.ok_or_else(|| anyhow::anyhow!("the demo did not stop by itself:\n{out}"))?;
     assert!(status.success(), "demo failed:\n{out}\n{}", demo.stderr());
-    assert!(out.contains("log in as  demo / "), "no login printed:\n{out}");
+    assert!(
+        out.contains("log in as  demo / "),
+        "no login printed:\n{out}"
+    );
     assert!(out.contains("web page answered"), "{out}");
     let line = out
         .lines()
@@ -36,6 +40,9 @@ fn make_demo_delivers_events_and_verified_clips() -> Result<()> {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    assert!(ok >= 1 && line.contains(", 0 not OK"), "clips: {line:?}\n{out}");
+    assert!(
+        ok >= 1 && line.contains(", 0 not OK"),
+        "clips: {line:?}\n{out}"
+    );
     Ok(())
 }

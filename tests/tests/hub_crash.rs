@@ -27,9 +27,15 @@ fn sql(db: &Path, query: &str) -> Result<String> {
 
 fn start_hub(broker: &Mosquitto, data: &Path) -> Result<Proc> {
     let mut cmd = Command::new(hub_bin()?);
-    cmd.args(["run", "--web-listen", "127.0.0.1:0", "--broker", &broker.url()])
-        .arg("--data-dir")
-        .arg(data);
+    cmd.args([
+        "run",
+        "--web-listen",
+        "127.0.0.1:0",
+        "--broker",
+        &broker.url(),
+    ])
+    .arg("--data-dir")
+    .arg(data);
     Proc::spawn("vigil-hub", cmd)
 }
 
@@ -40,9 +46,7 @@ fn transfer_in_progress(data: &Path, agent: &str) -> bool {
     };
     clips.flatten().any(|c| {
         std::fs::read_dir(c.path()).is_ok_and(|mut files| {
-            files.any(|f| {
-                f.is_ok_and(|f| f.file_name().to_string_lossy().ends_with(".part"))
-            })
+            files.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().ends_with(".part")))
         })
     })
 }
@@ -125,7 +129,10 @@ fn hub_sigkill_mid_transfer_loses_nothing() -> Result<()> {
         .filter_map(|rest| rest.split_whitespace().next())
         .map(str::to_string)
         .collect();
-    assert!(signed >= 2 && !started.is_empty(), "too little happened:\n{log}");
+    assert!(
+        signed >= 2 && !started.is_empty(),
+        "too little happened:\n{log}"
+    );
     wait_until(Duration::from_secs(40), "every signed clip stored", || {
         sql(&db, "SELECT COUNT(*) FROM clips").is_ok_and(|n| n == signed.to_string())
     })
@@ -138,9 +145,18 @@ fn hub_sigkill_mid_transfer_loses_nothing() -> Result<()> {
     })?;
     let seqs = sql(&db, "SELECT group_concat(seq, ',') FROM (SELECT seq FROM clips WHERE camera_id='cam1' ORDER BY seq)")?;
     let want: Vec<String> = (1..=signed).map(|n| n.to_string()).collect();
-    assert_eq!(seqs, want.join(","), "clips not exactly once in chain order");
+    assert_eq!(
+        seqs,
+        want.join(","),
+        "clips not exactly once in chain order"
+    );
     // No partial clip: every indexed file exists with the size and SHA-256 signed for it.
-    for row in sql(&db, "SELECT path || '|' || size || '|' || sha256 FROM clips")?.lines() {
+    for row in sql(
+        &db,
+        "SELECT path || '|' || size || '|' || sha256 FROM clips",
+    )?
+    .lines()
+    {
         let mut f = row.split('|');
         let (path, size, sha) = (
             f.next().unwrap_or_default(),
@@ -155,24 +171,40 @@ fn hub_sigkill_mid_transfer_loses_nothing() -> Result<()> {
         let bytes = std::fs::read(&full).with_context(|| format!("indexed clip {path}"))?;
         assert_eq!(bytes.len().to_string(), size, "{path} is partial");
         let out = Command::new("sha256sum").arg(&full).output()?;
-        assert!(String::from_utf8_lossy(&out.stdout).starts_with(sha), "{path} differs");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with(sha),
+            "{path} differs"
+        );
     }
     // Every event the agent started, including those published while the hub was dead.
-    wait_until(Duration::from_secs(20), "every started event indexed", || {
-        sql(&db, "SELECT group_concat(event_id, ' ') FROM events WHERE phase='start'")
+    wait_until(
+        Duration::from_secs(20),
+        "every started event indexed",
+        || {
+            sql(
+                &db,
+                "SELECT group_concat(event_id, ' ') FROM events WHERE phase='start'",
+            )
             .is_ok_and(|s| {
                 let have: BTreeSet<&str> = s.split(' ').collect();
                 started.iter().all(|e| have.contains(e.as_str()))
             })
-    })
+        },
+    )
     .with_context(|| {
         format!(
             "agent started {started:?}; hub has {:?}",
-            sql(&db, "SELECT group_concat(event_id, ' ') FROM events WHERE phase='start'")
+            sql(
+                &db,
+                "SELECT group_concat(event_id, ' ') FROM events WHERE phase='start'"
+            )
         )
     })?;
     assert_eq!(
-        sql(&db, "SELECT COUNT(*) FROM alerts WHERE kind IN ('missing_clip','tamper')")?,
+        sql(
+            &db,
+            "SELECT COUNT(*) FROM alerts WHERE kind IN ('missing_clip','tamper')"
+        )?,
         "0"
     );
     assert_eq!(std::fs::read_dir(outbox.join("clips"))?.count(), 0);

@@ -108,7 +108,13 @@ async fn operator_and_investigator_in_a_real_browser() -> Result<()> {
     let username = credential(&printed.stdout, "username")?;
     let password = credential(&printed.stdout, "password")?;
     add_user(&data, &hub_config, OPERATOR.0, "operator", OPERATOR.1)?;
-    add_user(&data, &hub_config, INVESTIGATOR.0, "investigator", INVESTIGATOR.1)?;
+    add_user(
+        &data,
+        &hub_config,
+        INVESTIGATOR.0,
+        "investigator",
+        INVESTIGATOR.1,
+    )?;
 
     let mut hub_cmd = Command::new(hub_bin()?);
     hub_cmd.args(["run", "--config"]).arg(&hub_config);
@@ -124,7 +130,8 @@ async fn operator_and_investigator_in_a_real_browser() -> Result<()> {
     login(&b, &base, OPERATOR).await?;
     b.client.goto(&format!("{base}/live")).await?;
     b.find(Duration::from_secs(10), "#event-rows").await?;
-    b.eval("window.__vigilNoReload = 'still here'; return true").await?;
+    b.eval("window.__vigilNoReload = 'still here'; return true")
+        .await?;
     b.screenshot("web-e2e-1-live-empty").await?;
 
     // Now the camera and the agent start; people walk through the footage.
@@ -187,9 +194,7 @@ async fn operator_and_investigator_in_a_real_browser() -> Result<()> {
         }
     }
     let event_id = opened.context("event with clip")?;
-    b.client
-        .goto(&format!("{base}/events/{event_id}"))
-        .await?;
+    b.client.goto(&format!("{base}/events/{event_id}")).await?;
     b.wait_js(
         Duration::from_secs(20),
         "the clip to be shown",
@@ -217,7 +222,9 @@ async fn operator_and_investigator_in_a_real_browser() -> Result<()> {
     )
     .await?;
     b.screenshot("web-e2e-3-event-playing").await?;
-    let text = b.eval("return document.getElementById('main').innerText").await?;
+    let text = b
+        .eval("return document.getElementById('main').innerText")
+        .await?;
     let text = text.as_str().unwrap_or_default();
     assert!(
         !text.contains("null") && !text.contains("undefined"),
@@ -225,7 +232,10 @@ async fn operator_and_investigator_in_a_real_browser() -> Result<()> {
     );
 
     // Acknowledge; the server records it.
-    b.find(Duration::from_secs(5), "#ack").await?.click().await?;
+    b.find(Duration::from_secs(5), "#ack")
+        .await?
+        .click()
+        .await?;
     b.wait_js(
         Duration::from_secs(10),
         "the acknowledgement to be stored",
@@ -286,8 +296,11 @@ async fn operator_and_investigator_in_a_real_browser() -> Result<()> {
              { s += String.fromCharCode.apply(null, u.subarray(i, i + 0x8000)); } return btoa(s); })",
         )
         .await?;
-    let zip = base64::engine::general_purpose::STANDARD
-        .decode(zip_b64.as_str().context("export download is not a string")?)?;
+    let zip = base64::engine::general_purpose::STANDARD.decode(
+        zip_b64
+            .as_str()
+            .context("export download is not a string")?,
+    )?;
     let zip_path = dir.path().join("case.zip");
     std::fs::write(&zip_path, &zip)?;
     let out = Command::new(verify_bin()?)
