@@ -196,6 +196,15 @@ pub fn run(
     };
     let stop =
         || shutdown.load(Ordering::SeqCst) || run_for.is_some_and(|d| started.elapsed() >= d);
+    // systemd (Type=notify): ready now; watchdog pings only from this loop, so a wedged
+    // event loop stops them and systemd restarts the agent. No-ops outside systemd.
+    let status = format!("{} camera(s)", cameras.len());
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status),
+    ]);
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut last_ping: Option<Instant> = None;
     while !stop() {
         if let Ok(msg) = rx.recv_timeout(Duration::from_millis(200)) {
             on_event(&msg, &mut cameras, &outbox)?;
@@ -203,7 +212,14 @@ pub fn run(
         for cam in cameras.values_mut() {
             flush_ready(cam, &mut ctx, false)?;
         }
+        if let Some(period) = watchdog {
+            if last_ping.is_none_or(|t| t.elapsed() >= period / 3) {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                last_ping = Some(Instant::now());
+            }
+        }
     }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let stopping = Instant::now();
     tracing::info!("Agent stopping: ending open events and cutting their clips");
     for cam in cameras.values_mut() {
