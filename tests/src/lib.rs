@@ -17,6 +17,7 @@ pub mod net;
 pub mod oracle;
 pub mod process;
 pub mod rtsp_server;
+pub mod stack;
 pub mod tls;
 pub mod wait;
 

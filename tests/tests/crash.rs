@@ -15,18 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
+use vigil_tests::stack::sql;
 use vigil_tests::{
     agent, agent_bin, hub_bin, sample, wait_until, workspace_root, Camsim, Mosquitto, Proc,
 };
-
-fn sql(db: &Path, query: &str) -> Result<String> {
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg(query)
-        .output()
-        .context("sqlite3")?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
 
 fn write_config(dir: &Path, camera: &str, broker: Option<&str>) -> Result<PathBuf> {
     let config = dir.join("agent.toml");

@@ -2,23 +2,11 @@
 //! The broker goes down for 30 s while people keep walking through; afterwards the hub
 //! holds every clip the agent signed, exactly once, in chain order.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use vigil_tests::{
-    agent, agent_bin, hub_bin, sample, wait_until, workspace_root, Camsim, Mosquitto, Proc,
-};
-
-fn sql(db: &Path, query: &str) -> Result<String> {
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg(query)
-        .output()
-        .context("sqlite3")?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
+use vigil_tests::stack::{self, sql};
+use vigil_tests::{sample, wait_until, Camsim, Mosquitto};
 
 #[test]
 fn broker_outage_loses_nothing_and_duplicates_nothing() -> Result<()> {
@@ -26,54 +14,17 @@ fn broker_outage_loses_nothing_and_duplicates_nothing() -> Result<()> {
     let broker = Mosquitto::start()?;
     let port = broker.port();
     let camsim = Camsim::start(&sample("vtest.mp4")?)?;
-    let key = dir.path().join("agent.key");
-    let pem = agent::keygen(&key)?;
-    let pem_path = dir.path().join("agent.pem");
-    std::fs::write(&pem_path, pem)?;
     let data = dir.path().join("hub");
-    let mut add = Command::new(hub_bin()?);
-    add.args(["agent", "add", "a1", "--public-key"])
-        .arg(&pem_path)
-        .arg("--data-dir")
-        .arg(&data);
-    vigil_tests::run("vigil-hub agent add", add, Duration::from_secs(20))?.ok()?;
-    let mut hub_cmd = Command::new(hub_bin()?);
-    hub_cmd
-        .args([
-            "run",
-            "--web-listen",
-            "127.0.0.1:0",
-            "--broker",
-            &broker.url(),
-            "--data-dir",
-        ])
-        .arg(&data);
-    let _hub = Proc::spawn("vigil-hub", hub_cmd)?;
-
-    let root = workspace_root();
+    let (key, _pem) = stack::enroll(dir.path(), &data, "a1")?;
+    let _hub = stack::spawn_hub(&broker.url(), &data)?;
     let outbox = dir.path().join("outbox");
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "agent_id = \"a1\"\nkey = {key:?}\nchain_dir = {chain:?}\noutbox_dir = {outbox:?}\n\
-             [detect]\nmodel = {model:?}\n[uplink]\nbroker = \"{url}\"\n\
-             [[cameras]]\nid = \"cam1\"\nurl = \"{cam}\"\npost_roll_seconds = 1.0\n",
-            chain = dir.path().join("chain"),
-            model = root.join("models/yolox_nano.toml"),
-            url = broker.url(),
-            cam = camsim.url(),
-        ),
+    let config = stack::agent_config(
+        dir.path(),
+        &key,
+        camsim.url(),
+        &format!("broker = \"{}\"", broker.url()),
     )?;
-    let mut agent_cmd = Command::new(agent_bin()?);
-    agent_cmd
-        .args(["run", "--seconds", "75", "--config"])
-        .arg(&config)
-        .env(
-            "ORT_DYLIB_PATH",
-            root.join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
-        );
-    let mut agent_proc = Proc::spawn("vigil-agent run", agent_cmd)?;
+    let mut agent_proc = stack::spawn_agent(&config, 75)?;
     let db = data.join("index.sqlite");
 
     // Some clips go through while the broker is up.

@@ -8,18 +8,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use vigil_tests::stack::sql;
 use vigil_tests::{
     agent, agent_bin, free_port, hub_bin, sample, wait_until, workspace_root, Camsim, Proc,
 };
-
-fn sql(db: &Path, query: &str) -> Result<String> {
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg(query)
-        .output()
-        .context("sqlite3")?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
 
 fn start_hub(config: &Path) -> Result<Proc> {
     let mut cmd = Command::new(hub_bin()?);

@@ -12,32 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
-use vigil_tests::{
-    agent, agent_bin, hub_bin, sample, wait_until, workspace_root, Camsim, Mosquitto, Proc,
-};
-
-fn sql(db: &Path, query: &str) -> Result<String> {
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg(query)
-        .output()
-        .context("sqlite3")?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn start_hub(broker: &Mosquitto, data: &Path) -> Result<Proc> {
-    let mut cmd = Command::new(hub_bin()?);
-    cmd.args([
-        "run",
-        "--web-listen",
-        "127.0.0.1:0",
-        "--broker",
-        &broker.url(),
-    ])
-    .arg("--data-dir")
-    .arg(data);
-    Proc::spawn("vigil-hub", cmd)
-}
+use vigil_tests::stack::{self, sql};
+use vigil_tests::{sample, wait_until, Camsim, Mosquitto};
 
 /// True when some clip of `agent` has chunk files in the hub's incoming dir.
 fn transfer_in_progress(data: &Path, agent: &str) -> bool {
@@ -56,45 +32,20 @@ fn hub_sigkill_mid_transfer_loses_nothing() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let broker = Mosquitto::start()?;
     let camsim = Camsim::start(&sample("vtest.mp4")?)?;
-    let key = dir.path().join("agent.key");
-    let pem_path = dir.path().join("agent.pem");
-    std::fs::write(&pem_path, agent::keygen(&key)?)?;
     let data = dir.path().join("hub");
-    let mut add = Command::new(hub_bin()?);
-    add.args(["agent", "add", "a1", "--public-key"])
-        .arg(&pem_path)
-        .arg("--data-dir")
-        .arg(&data);
-    vigil_tests::run("vigil-hub agent add", add, Duration::from_secs(20))?.ok()?;
-    let mut hub = start_hub(&broker, &data)?;
+    let (key, _pem) = stack::enroll(dir.path(), &data, "a1")?;
+    let mut hub = stack::spawn_hub(&broker.url(), &data)?;
     wait_until(Duration::from_secs(20), "the hub to connect", || {
         hub.stdout().contains("Connected to the broker")
     })?;
-
-    let root = workspace_root();
     let outbox = dir.path().join("outbox");
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "agent_id = \"a1\"\nkey = {key:?}\nchain_dir = {chain:?}\noutbox_dir = {outbox:?}\n\
-             [detect]\nmodel = {model:?}\n[uplink]\nbroker = \"{url}\"\n\
-             [[cameras]]\nid = \"cam1\"\nurl = \"{cam}\"\npost_roll_seconds = 1.0\n",
-            chain = dir.path().join("chain"),
-            model = root.join("models/yolox_nano.toml"),
-            url = broker.url(),
-            cam = camsim.url(),
-        ),
+    let config = stack::agent_config(
+        dir.path(),
+        &key,
+        camsim.url(),
+        &format!("broker = \"{}\"", broker.url()),
     )?;
-    let mut agent_cmd = Command::new(agent_bin()?);
-    agent_cmd
-        .args(["run", "--seconds", "60", "--config"])
-        .arg(&config)
-        .env(
-            "ORT_DYLIB_PATH",
-            root.join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
-        );
-    let mut agent_proc = Proc::spawn("vigil-agent run", agent_cmd)?;
+    let mut agent_proc = stack::spawn_agent(&config, 60)?;
     let db = data.join("index.sqlite");
 
     // SIGKILL the hub the moment a clip's chunks are landing.
@@ -114,7 +65,7 @@ fn hub_sigkill_mid_transfer_loses_nothing() -> Result<()> {
     let killed_at = sql(&db, "SELECT COUNT(*) FROM clips")?;
     // Down for 10 s while the camera keeps producing events and clips.
     std::thread::sleep(Duration::from_secs(10));
-    let mut hub = start_hub(&broker, &data)?;
+    let mut hub = stack::spawn_hub(&broker.url(), &data)?;
 
     let status = agent_proc
         .wait_timeout(Duration::from_secs(120))?

@@ -1,0 +1,74 @@
+//! The usual cast of a delivery test: an enrolled agent key, a hub on an external
+//! broker, an agent config for one camera, `vigil-agent run`, and SQL on the hub's index.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::{agent, agent_bin, hub_bin, workspace_root, Proc};
+
+/// Runs `query` on the hub's SQLite index with the sqlite3 CLI; trimmed stdout.
+pub fn sql(db: &Path, query: &str) -> Result<String> {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(query)
+        .output()
+        .context("sqlite3")?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Generates `dir/agent.key` (+ `agent.pem`) and enrols it as `agent_id` at the hub
+/// data dir `data`; returns the key and public key paths.
+pub fn enroll(dir: &Path, data: &Path, agent_id: &str) -> Result<(PathBuf, PathBuf)> {
+    let key = dir.join("agent.key");
+    let pem_path = dir.join("agent.pem");
+    std::fs::write(&pem_path, agent::keygen(&key)?)?;
+    let mut add = Command::new(hub_bin()?);
+    add.args(["agent", "add", agent_id, "--public-key"])
+        .arg(&pem_path)
+        .arg("--data-dir")
+        .arg(data);
+    crate::run("vigil-hub agent add", add, Duration::from_secs(20))?.ok()?;
+    Ok((key, pem_path))
+}
+
+/// `vigil-hub run` on an external broker with its web page on a free port.
+pub fn spawn_hub(broker_url: &str, data: &Path) -> Result<Proc> {
+    let mut cmd = Command::new(hub_bin()?);
+    cmd.args(["run", "--web-listen", "127.0.0.1:0", "--broker", broker_url])
+        .arg("--data-dir")
+        .arg(data);
+    Proc::spawn("vigil-hub", cmd)
+}
+
+/// Writes `dir/agent.toml` for agent `a1` with one camera `cam1` (post-roll 1 s),
+/// state under `dir`, and the given `[uplink]` body; returns its path.
+pub fn agent_config(dir: &Path, key: &Path, camera_url: &str, uplink: &str) -> Result<PathBuf> {
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "agent_id = \"a1\"\nkey = {key:?}\nchain_dir = {chain:?}\noutbox_dir = {outbox:?}\n\
+             [detect]\nmodel = {model:?}\n[uplink]\n{uplink}\n\
+             [[cameras]]\nid = \"cam1\"\nurl = \"{camera_url}\"\npost_roll_seconds = 1.0\n",
+            chain = dir.join("chain"),
+            outbox = dir.join("outbox"),
+            model = workspace_root().join("models/yolox_nano.toml"),
+        ),
+    )?;
+    Ok(config)
+}
+
+/// `vigil-agent run --seconds N --config F` with the ONNX Runtime of `make setup`.
+pub fn spawn_agent(config: &Path, seconds: u32) -> Result<Proc> {
+    let mut cmd = Command::new(agent_bin()?);
+    cmd.args(["run", "--seconds", &seconds.to_string(), "--config"])
+        .arg(config)
+        .env(
+            "ORT_DYLIB_PATH",
+            workspace_root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
+        );
+    Proc::spawn("vigil-agent run", cmd)
+}
