@@ -20,4 +20,26 @@ getent passwd vigil >/dev/null || { echo "deb-check: user vigil not created" >&2
 /usr/bin/vigil-agent --version
 /usr/bin/vigil-hub --version
 /usr/bin/vigil-verify --version
+# A field tech's first run: doctor against a sample camera with the packaged runtime,
+# model and a fresh key (no broker configured, so no uplink check).
+work="$(mktemp -d)"
+trap 'kill "$cam" 2>/dev/null || true; rm -rf "$work"' EXIT
+/usr/bin/vigil-agent camsim --file target/samples/vtest.mp4 --port 0 --path /cam1 > "$work/camsim.out" 2>/dev/null &
+cam=$!
+for _ in $(seq 100); do grep -q serving "$work/camsim.out" 2>/dev/null && break; sleep 0.1; done
+url="$(awk '/serving/ {print $3}' "$work/camsim.out")"
+/usr/bin/vigil-agent keygen --key "$work/agent.key" >/dev/null
+cat > "$work/agent.toml" <<TOML
+agent_id = "deb-check"
+key = "$work/agent.key"
+chain_dir = "$work/chain"
+outbox_dir = "$work/outbox"
+[detect]
+model = "/usr/share/vigil/models/yolox_nano.toml"
+runtime_library = "/usr/lib/vigil/libonnxruntime.so.1.31.1"
+[[cameras]]
+id = "cam1"
+url = "$url"
+TOML
+env -u ORT_DYLIB_PATH /usr/bin/vigil-agent doctor --config "$work/agent.toml"
 echo "deb-check: OK"

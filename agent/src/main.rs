@@ -9,6 +9,8 @@ use vigil_agent::camsim::{Camsim, CamsimSettings};
 use vigil_agent::ingest::{CameraSettings, Transport};
 use vigil_agent::record::{record, RecordRequest};
 
+mod doctor;
+
 #[derive(Parser)]
 #[command(name = "vigil-agent", version, about = "Vigil edge agent")]
 struct Cli {
@@ -96,6 +98,19 @@ enum Command {
         /// Agent config file.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Check config, key, model, cameras, broker, clock and outbox; one line each with a fix
+    /// (exit 0 all pass, 1 any failed, 2 config unreadable).
+    Doctor {
+        /// Agent config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the checks as a JSON array of {name, status, detail, fix}.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for each camera's first key frame.
+        #[arg(long, default_value_t = 10)]
+        camera_timeout_seconds: u64,
     },
     /// Generate this box's signing key (ECDSA P-256, file mode 0600).
     Keygen {
@@ -250,6 +265,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
+        Command::Doctor {
+            config,
+            json,
+            camera_timeout_seconds,
+        } => doctor::doctor(&config, json, Duration::from_secs(camera_timeout_seconds)),
         Command::Keygen { key } => {
             let k = vigil_evidence::keys::SigningKey::generate(&key)?;
             println!("key_id: {}", k.key_id());

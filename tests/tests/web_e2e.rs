@@ -246,6 +246,27 @@ async fn operator_and_investigator_in_a_real_browser() -> Result<()> {
     .await?;
     b.screenshot("web-e2e-4-acknowledged").await?;
 
+    // The camera wall shows the camera streaming, with its masked live snapshot.
+    b.client.goto(&format!("{base}/cameras")).await?;
+    b.find(
+        Duration::from_secs(30),
+        "section[data-camera-id=\"cam1\"][data-state=\"streaming\"]",
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "camera wall never showed cam1 streaming; hub log:\n{}",
+            hub.stdout()
+        )
+    })?;
+    b.wait_js(
+        Duration::from_secs(30),
+        "the camera's snapshot on the wall",
+        "return [...document.querySelectorAll('section[data-camera-id=\"cam1\"] img')].some(i => i.complete && i.naturalWidth > 0)",
+    )
+    .await?;
+    b.screenshot("web-e2e-4b-camera-wall").await?;
+
     // The investigator searches and exports an evidence bundle for a case.
     b.find(Duration::from_secs(5), "#logout")
         .await?
