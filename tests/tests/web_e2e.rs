@@ -266,6 +266,11 @@ async fn operator_and_investigator_in_a_real_browser() -> Result<()> {
     )
     .await?;
     b.screenshot("web-e2e-4b-camera-wall").await?;
+    assert_eq!(
+        b.eval("return document.getElementById('wall-summary').textContent")
+            .await?,
+        Value::from("1 agent, 1 camera")
+    );
 
     // The investigator searches and exports an evidence bundle for a case.
     b.find(Duration::from_secs(5), "#logout")

@@ -1,6 +1,7 @@
 // Camera wall: /api/cameras, refreshed on the SSE "cameras" hint and every 10 s.
 "use strict";
 (() => {
+  const count = (n, word) => n + " " + word + (n === 1 ? "" : "s");
   const { api, el, fmtTime, fmtDuration, toast } = Vigil;
 
   function tile(agent, c) {
@@ -36,7 +37,7 @@
         head, el("div", { class: "tiles" }, ...a.cameras.map((c) => tile(a, c)))));
     }
     document.getElementById("wall-summary").textContent =
-      r.agents.length + " agents, " + cams + " cameras" + (offline ? ", " + offline + " agent(s) OFFLINE" : "");
+      count(r.agents.length, "agent") + ", " + count(cams, "camera") + (offline ? ", " + offline + " agent(s) OFFLINE" : "");
   }
 
   document.addEventListener("DOMContentLoaded", () => {
