@@ -167,8 +167,7 @@ pub async fn bind(opts: Options) -> anyhow::Result<WebServer> {
         templates: Arc::new(pages::environment()),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(addr = %local_addr, "Web listening");
-    println!("web listening on {scheme}://{local_addr}");
+    tracing::info!("web listening on {scheme}://{local_addr}");
     Ok(WebServer {
         listener,
         state,
