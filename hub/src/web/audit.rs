@@ -122,27 +122,37 @@ pub struct Verification {
     pub problem: Option<String>,
 }
 
+/// The columns [`entry_row`] reads, in its order.
+macro_rules! ENTRY_SELECT {
+    () => {
+        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log"
+    };
+}
+
+/// One `audit_log` row selected with [`ENTRY_SELECT`].
+fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        subject: r.get(4)?,
+        detail: r.get(5)?,
+        prev_hash: r.get(6)?,
+        hash: r.get(7)?,
+    })
+}
+
 /// Recomputes every hash and link, oldest first; stops at the first break.
 pub fn verify(conn: &Connection) -> Result<Verification, WebError> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq",
-    )?;
+    let mut stmt = conn.prepare(concat!(ENTRY_SELECT!(), " ORDER BY seq"))?;
     let mut rows = stmt.query([])?;
     let mut expected_prev = GENESIS.to_string();
     let mut expected_seq = 1i64;
     let mut entries = 0u64;
     let mut head = None;
     while let Some(r) = rows.next()? {
-        let e = AuditEntry {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            subject: r.get(4)?,
-            detail: r.get(5)?,
-            prev_hash: r.get(6)?,
-            hash: r.get(7)?,
-        };
+        let e = entry_row(r)?;
         let problem = if e.seq != expected_seq {
             Some(format!(
                 "entry {} follows entry {}: entries {}..{} are missing",
@@ -205,45 +215,20 @@ pub fn page(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditEntry>, WebError> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log
-         WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![before.unwrap_or(i64::MAX), limit], |r| {
-        Ok(AuditEntry {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            subject: r.get(4)?,
-            detail: r.get(5)?,
-            prev_hash: r.get(6)?,
-            hash: r.get(7)?,
-        })
-    })?;
+    let mut stmt = conn.prepare(concat!(
+        ENTRY_SELECT!(),
+        " WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![before.unwrap_or(i64::MAX), limit], entry_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Entries whose subject is one of `subjects` (custody for an export).
 pub fn for_subjects(conn: &Connection, subjects: &[String]) -> Result<Vec<AuditEntry>, WebError> {
     let mut out = Vec::new();
-    let mut stmt = conn.prepare(
-        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log
-         WHERE subject = ?1 ORDER BY seq",
-    )?;
+    let mut stmt = conn.prepare(concat!(ENTRY_SELECT!(), " WHERE subject = ?1 ORDER BY seq"))?;
     for s in subjects {
-        let rows = stmt.query_map(params![s], |r| {
-            Ok(AuditEntry {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                subject: r.get(4)?,
-                detail: r.get(5)?,
-                prev_hash: r.get(6)?,
-                hash: r.get(7)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![s], entry_row)?;
         for r in rows {
             out.push(r?);
         }
