@@ -293,13 +293,16 @@ async fn operator_and_investigator_in_a_real_browser() -> Result<()> {
         .await?
         .click()
         .await?;
-    let pick = b
-        .find(
-            Duration::from_secs(20),
-            &format!("input.pick[data-event-id=\"{event_id}\"]"),
-        )
-        .await?;
-    pick.click().await?;
+    // The result rows are re-rendered as results arrive: find and tick in one step.
+    b.wait_js(
+        Duration::from_secs(20),
+        "the event's checkbox in the results, ticked",
+        &format!(
+            "const c = document.querySelector('input.pick[data-event-id=\"{event_id}\"]'); \
+             if (c && !c.disabled && !c.checked) c.click(); return !!c && c.checked"
+        ),
+    )
+    .await?;
     b.find(Duration::from_secs(5), "#case-number")
         .await?
         .send_keys("CASE-2026-0042")
