@@ -32,6 +32,9 @@ pub struct AgentConfig {
     /// MQTT uplink to the hub; without it clips and events stay in the outbox.
     #[serde(default)]
     pub uplink: Option<crate::uplink::UplinkConfig>,
+    /// Prometheus endpoint; off unless `[metrics] listen` is set.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
     /// Cameras; at least one.
     pub cameras: Vec<CameraConfig>,
 }
@@ -187,6 +190,7 @@ impl AgentConfig {
         if let Some(u) = &self.uplink {
             p.extend(u.problems("uplink"));
         }
+        p.extend(self.metrics.problems("metrics"));
         if self.cameras.is_empty() {
             p.push("cameras: no camera configured; add a [[cameras]] table with id and url".into());
         }

@@ -81,7 +81,7 @@ pub fn doctor(path: &Path, json: bool, camera_timeout: Duration) -> anyhow::Resu
         checks.push(check_camera(c, camera_timeout));
     }
     if let Some(u) = &config.uplink {
-        checks.push(check_broker(u, &config.agent_id));
+        checks.extend(check_broker_and_hub(u, &config.agent_id, &config.key));
     }
     checks.push(check_clock());
     checks.push(check_outbox(&config.outbox_dir, config.outbox.max_bytes));
@@ -340,36 +340,156 @@ fn check_camera(c: &CameraConfig, timeout: Duration) -> Check {
     }
 }
 
-fn check_broker(u: &vigil_agent::uplink::UplinkConfig, agent_id: &str) -> Check {
-    let name = "broker";
+/// Broker login (ConnAck) and, once connected, the hub round trip: a `doctor` ping the
+/// hub answers on `doctor/reply` with the key it has enrolled for this agent. Uses the
+/// client id `{agent}.doctor`, so a running agent's session is not taken over.
+fn check_broker_and_hub(
+    u: &vigil_agent::uplink::UplinkConfig,
+    agent_id: &str,
+    key: &Path,
+) -> Vec<Check> {
     let fix_generic = format!(
         "check uplink.broker ({}), the credentials and the TLS files",
         u.broker
     );
-    let opts = match u.mqtt_options(&format!("{agent_id}-doctor")) {
+    let opts = match u.mqtt_options(&format!("{agent_id}.doctor")) {
         Ok(o) => o,
-        Err(e) => return Check::fail(name, e.to_string(), fix_generic),
+        Err(e) => return vec![Check::fail("broker", e.to_string(), fix_generic)],
     };
-    let (_client, mut connection) = rumqttc::Client::new(opts, 10);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let root = format!("vigil/v1/{agent_id}");
+    let reply_topic = format!("{root}/doctor/reply");
+    let nonce = uuid::Uuid::now_v7().to_string();
+    let (client, mut connection) = rumqttc::Client::new(opts, 10);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(10);
+    let mut checks = Vec::new();
+    let mut sent_at: Option<Instant> = None;
     while Instant::now() < deadline {
-        match connection.recv_timeout(Duration::from_millis(500)) {
-            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => {
-                return Check::ok(name, format!("{}: connected (ConnAck)", u.broker))
-            }
-            Ok(Ok(_)) => {}
+        let event = match connection.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok(ev)) => ev,
             Ok(Err(e)) => {
-                let detail = vigil_agent::uplink::explain(&e.to_string(), u);
-                return Check::fail(name, detail, fix_generic);
+                let text = e.to_string();
+                if checks.is_empty() && text.contains("closed by peer") {
+                    // The embedded broker closes a refused login without a ConnAck.
+                    return vec![Check::fail(
+                        "broker",
+                        format!("{}: the broker closed the connection without answering the login ({text})", u.broker),
+                        "the hub's embedded broker does this for a refused login: use the username and password \
+                         `vigil-hub agent add` printed for this agent, and check it is not revoked (`vigil-hub agent list`)"
+                            .into(),
+                    )];
+                }
+                let detail = vigil_agent::uplink::explain(&text, u);
+                if checks.is_empty() {
+                    return vec![Check::fail("broker", detail, fix_generic)];
+                }
+                break;
             }
-            Err(_) => {}
+            Err(_) => continue,
+        };
+        use rumqttc::{Event, Packet};
+        match event {
+            Event::Incoming(Packet::ConnAck(_)) => {
+                checks.push(Check::ok(
+                    "broker",
+                    format!(
+                        "{}: connected as {agent_id}.doctor in {} ms",
+                        u.broker,
+                        started.elapsed().as_millis()
+                    ),
+                ));
+                if let Err(e) = client.try_subscribe(&reply_topic, rumqttc::QoS::AtLeastOnce) {
+                    checks.push(Check::fail(
+                        "hub",
+                        format!("cannot subscribe: {e}"),
+                        fix_generic.clone(),
+                    ));
+                    return checks;
+                }
+            }
+            Event::Incoming(Packet::SubAck(_)) if sent_at.is_none() => {
+                let ping = serde_json::json!({ "nonce": nonce }).to_string();
+                if let Err(e) = client.try_publish(
+                    format!("{root}/doctor"),
+                    rumqttc::QoS::AtLeastOnce,
+                    false,
+                    ping,
+                ) {
+                    checks.push(Check::fail(
+                        "hub",
+                        format!("cannot publish the ping: {e}"),
+                        fix_generic.clone(),
+                    ));
+                    return checks;
+                }
+                sent_at = Some(Instant::now());
+            }
+            Event::Incoming(Packet::Publish(p)) if p.topic == reply_topic => {
+                let Ok(pong) = serde_json::from_slice::<serde_json::Value>(&p.payload) else {
+                    continue;
+                };
+                if pong.get("nonce").and_then(|n| n.as_str()) != Some(nonce.as_str()) {
+                    continue; // another doctor's reply
+                }
+                let ms = sent_at.map(|t| t.elapsed().as_millis()).unwrap_or(0);
+                let _ = client.try_disconnect();
+                checks.push(hub_verdict(&pong, ms, key, agent_id));
+                return checks;
+            }
+            _ => {}
         }
     }
-    Check::fail(
-        name,
-        format!("{}: no ConnAck within 10 s", u.broker),
-        fix_generic,
-    )
+    let _ = client.try_disconnect();
+    if checks.is_empty() {
+        checks.push(Check::fail(
+            "broker",
+            format!("{}: no ConnAck within 10 s", u.broker),
+            fix_generic,
+        ));
+    } else {
+        checks.push(Check::fail(
+            "hub",
+            "connected to the broker, but no hub answered the doctor ping within 10 s".into(),
+            "check that vigil-hub runs and is connected to this broker (its log says \"Connected to the broker\"), \
+             and that the broker lets this agent publish on vigil/v1/<agent id>/doctor"
+                .into(),
+        ));
+    }
+    checks
+}
+
+/// The `hub` check from the hub's reply.
+fn hub_verdict(pong: &serde_json::Value, ms: u128, key: &Path, agent_id: &str) -> Check {
+    let field = |k: &str| pong.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let version = field("hub_version");
+    match field("status") {
+        "ok" => {
+            let local = vigil_evidence::keys::SigningKey::load(key)
+                .ok()
+                .map(|k| k.key_id().to_string());
+            match local {
+                Some(id) if id != field("key_id") => Check::fail(
+                    "hub",
+                    format!(
+                        "hub {version} answered in {ms} ms, but it has key {} enrolled for {agent_id}, not this box's key {id}",
+                        field("key_id")
+                    ),
+                    format!(
+                        "re-enrol this box's key on the hub: vigil-hub agent add {agent_id} --public-key agent.pem --replace-key"
+                    ),
+                ),
+                _ => Check::ok(
+                    "hub",
+                    format!("hub {version} answered in {ms} ms; enrolled key {}", field("key_id")),
+                ),
+            }
+        }
+        other => Check::fail(
+            "hub",
+            format!("hub {version} answered {other:?}"),
+            field("reason").to_string(),
+        ),
+    }
 }
 
 fn check_clock() -> Check {

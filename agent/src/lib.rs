@@ -14,14 +14,18 @@
 //! - [`detect`]: ONNX detection, motion gate, zones/masks, tracker, calm events.
 //! - [`record`]: the one-shot `record` command (camera → signed clip directory).
 //! - [`runtime`]: `vigil-agent run`: cameras, detection, clip cutting and sealing ([`seal`]).
+//! - [`deliver`]: `vigil-agent deliver`, the outbox to the hub without cameras.
 //! - [`outbox`]: the byte-bounded durable spool; [`uplink`] delivers it over MQTT (TLS,
-//!   credentials) and publishes [`live`] health and snapshots.
+//!   credentials) and publishes [`live`] health and snapshots; [`metrics`] serves the
+//!   same counters to Prometheus.
 
 pub mod camsim;
 pub mod config;
+pub mod deliver;
 pub mod detect;
 pub mod ingest;
 pub mod live;
+pub mod metrics;
 pub mod outbox;
 pub mod record;
 pub mod runtime;

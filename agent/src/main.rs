@@ -122,6 +122,17 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         camera_timeout_seconds: u64,
     },
+    /// Deliver what the outbox holds to the hub and exit (no cameras, no detection):
+    /// before a box is moved or decommissioned. Prints a JSON summary; exit 0 when the
+    /// outbox is empty, 1 when entries are left at the timeout.
+    Deliver {
+        /// Agent config file (its [uplink] and outbox are used; cameras are not started).
+        #[arg(long)]
+        config: PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600.0)]
+        timeout_seconds: f64,
+    },
     /// Generate this box's signing key (ECDSA P-256, file mode 0600).
     Keygen {
         /// Where to write the private key (refuses to overwrite).
@@ -263,6 +274,27 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             vigil_agent::runtime::run(&config, shutdown, seconds.map(Duration::from_secs_f64))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Deliver {
+            config,
+            timeout_seconds,
+        } => {
+            let config = vigil_agent::config::AgentConfig::load(&config)?;
+            let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(sig, shutdown.clone())?;
+            }
+            let summary = vigil_agent::deliver::deliver(
+                &config,
+                Duration::from_secs_f64(timeout_seconds),
+                shutdown,
+            )?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(if summary.entries_left == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::CheckConfig { config } => match vigil_agent::config::AgentConfig::load(&config) {
             Ok(c) => {

@@ -29,6 +29,7 @@ use crate::detect::{
 };
 use crate::ingest::{Camera, CameraSettings, GopRing};
 use crate::live::AgentLive;
+use crate::metrics::{AgentMetrics, MetricsServer, RunCounters};
 use crate::outbox::Outbox;
 use crate::seal::{recover_tmp_clip, ClipMeta, Sealer, TmpClip};
 
@@ -147,19 +148,38 @@ pub fn run(
             },
         );
     }
+    let camera_stats: Vec<_> = config
+        .cameras
+        .iter()
+        .filter_map(|c| {
+            cameras
+                .get(&c.id)
+                .map(|r| (c.id.clone(), r.camera.stats().clone()))
+        })
+        .collect();
     let live: Arc<dyn crate::live::Live> = Arc::new(AgentLive::new(
-        config
-            .cameras
-            .iter()
-            .filter_map(|c| {
-                cameras
-                    .get(&c.id)
-                    .map(|r| (c.id.clone(), r.camera.stats().clone()))
-            })
-            .collect(),
+        camera_stats.clone(),
         service.clone(),
         outbox.clone(),
     ));
+    let counters = Arc::new(RunCounters::default());
+    let uplink_stats = config
+        .uplink
+        .as_ref()
+        .map(|_| Arc::new(crate::metrics::UplinkStats::default()));
+    let metrics = match &config.metrics.listen {
+        Some(listen) => Some(MetricsServer::start(
+            listen,
+            Arc::new(AgentMetrics {
+                cameras: camera_stats,
+                detect: service.clone(),
+                outbox: outbox.clone(),
+                run: counters.clone(),
+                uplink: uplink_stats.clone(),
+            }),
+        )?),
+        None => None,
+    };
     // Set only once the last clips are sealed: the uplink's shutdown drain must
     // not start (and find the outbox idle) before them.
     let uplink_drain = Arc::new(AtomicBool::new(false));
@@ -171,11 +191,12 @@ pub fn run(
                 outbox.clone(),
                 uplink_drain.clone(),
             );
+            let stats = uplink_stats.clone().unwrap_or_default();
             Some(
                 std::thread::Builder::new()
                     .name("uplink".into())
                     .spawn(move || {
-                        if let Err(e) = crate::uplink::run(&agent_id, &u, ob, Some(live), sd) {
+                        if let Err(e) = crate::uplink::run(&agent_id, &u, ob, Some(live), sd, stats) {
                             tracing::error!(error = %e, "Uplink stopped; the outbox keeps everything");
                         }
                     })?,
@@ -193,6 +214,7 @@ pub fn run(
             model,
         },
         outbox: &outbox,
+        counters: &counters,
     };
     let stop =
         || shutdown.load(Ordering::SeqCst) || run_for.is_some_and(|d| started.elapsed() >= d);
@@ -207,7 +229,7 @@ pub fn run(
     let mut last_ping: Option<Instant> = None;
     while !stop() {
         if let Ok(msg) = rx.recv_timeout(Duration::from_millis(200)) {
-            on_event(&msg, &mut cameras, &outbox)?;
+            on_event(&msg, &mut cameras, &outbox, &counters)?;
         }
         for cam in cameras.values_mut() {
             flush_ready(cam, &mut ctx, false)?;
@@ -228,7 +250,7 @@ pub fn run(
     // Ends open events (their `end` messages arrive below).
     service.close();
     while let Ok(msg) = rx.try_recv() {
-        on_event(&msg, &mut cameras, &outbox)?;
+        on_event(&msg, &mut cameras, &outbox, &counters)?;
     }
     for cam in cameras.values_mut() {
         flush_ready(cam, &mut ctx, true)?;
@@ -242,6 +264,9 @@ pub fn run(
     if let Some(u) = uplink {
         uplink_drain.store(true, Ordering::SeqCst);
         let _ = u.join();
+    }
+    if let Some(m) = metrics {
+        m.stop();
     }
     tracing::info!(
         elapsed_ms = stopping.elapsed().as_millis() as u64,
@@ -314,9 +339,18 @@ fn on_event(
     msg: &EventMessage,
     cameras: &mut HashMap<String, CameraRuntime>,
     outbox: &Outbox,
+    counters: &RunCounters,
 ) -> anyhow::Result<()> {
     let e = &msg.event;
     outbox.put_event(msg)?;
+    counters.event(
+        &e.camera_id,
+        match msg.phase {
+            EventPhase::Start => "start",
+            EventPhase::Update => "update",
+            EventPhase::End => "end",
+        },
+    );
     tracing::info!(camera = %e.camera_id, event = %e.id, label = %e.label, phase = ?msg.phase, "Event");
     if msg.phase != EventPhase::End {
         return Ok(());
@@ -349,6 +383,7 @@ fn on_event(
 struct SignContext<'a> {
     sealer: Sealer<'a>,
     outbox: &'a Outbox,
+    counters: &'a RunCounters,
 }
 
 /// Cut, sign and spool every pending clip whose post-roll has arrived (all when `drain`).
@@ -418,6 +453,8 @@ fn flush_ready(cam: &mut CameraRuntime, ctx: &mut SignContext, drain: bool) -> a
                 },
                 &dir,
             )?;
+            ctx.counters
+                .clip_sealed(&cam.config.id, signed.record().file.size);
             tracing::info!(camera = %cam.config.id, clip = %clip_id, seq = signed.record().seq, frames = muxed.frames, "Clip signed and spooled");
         }
     }

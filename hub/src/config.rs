@@ -41,6 +41,17 @@ pub struct HubConfig {
     pub web: WebConfig,
     /// Limits on what agents may send.
     pub ingest: IngestConfig,
+    /// Prometheus endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `IP:PORT` of `GET /metrics` (OpenMetrics text; port 0 = a free port, logged).
+    /// Default: off. Keep it on loopback or a management network: it names agents and cameras.
+    pub listen: Option<String>,
 }
 
 impl Default for HubConfig {
@@ -50,6 +61,7 @@ impl Default for HubConfig {
             broker: BrokerConfig::default(),
             web: WebConfig::default(),
             ingest: IngestConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -314,6 +326,14 @@ impl HubConfig {
                 if !f.is_file() {
                     add(key, format!("file {} does not exist", f.display()));
                 }
+            }
+        }
+        if let Some(l) = &self.metrics.listen {
+            if let Err(e) = l.parse::<SocketAddr>() {
+                add(
+                    "metrics.listen",
+                    format!("{l:?} is not IP:PORT ({e}); use e.g. \"127.0.0.1:9465\" or remove it"),
+                );
             }
         }
         if !(5..=86_400).contains(&self.web.camera_down_alert_seconds) {

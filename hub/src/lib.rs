@@ -15,6 +15,7 @@
 //!    the durable store and the index row, then the `stored` ack.
 //! 4. [`files`]: the data directory layout and the write → fsync → rename →
 //!    fsync-dir order (numbered invariants there); [`index`]: SQLite (WAL).
+//! 5. [`metrics`]: the Prometheus endpoint (ingest counters + index figures).
 
 pub mod broker;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod enroll;
 pub mod files;
 pub mod index;
 pub mod ingest;
+pub mod metrics;
 pub mod service;
 pub mod topic;
 pub mod uplink;

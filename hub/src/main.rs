@@ -400,6 +400,21 @@ fn run(cfg: HubConfig) -> anyhow::Result<()> {
         let web_task = tokio::spawn(web.run(async move {
             let _ = web_stop.wait_for(|s| *s).await;
         }));
+        let metrics_task = match &cfg.metrics.listen {
+            Some(listen) => {
+                let m = std::sync::Arc::new(vigil_hub::metrics::HubMetrics {
+                    counters: ingest.counters(),
+                    index: ingest.layout().index(),
+                });
+                let mut metrics_stop = stop_rx.clone();
+                let (_, task) = vigil_hub::metrics::serve(listen, m, async move {
+                    let _ = metrics_stop.wait_for(|s| *s).await;
+                })
+                .await?;
+                Some(task)
+            }
+            None => None,
+        };
         let mut ingest_stop = stop_rx;
         let ingest_task = uplink::run(settings, ingest, async move {
             let _ = ingest_stop.wait_for(|s| *s).await;
@@ -415,6 +430,9 @@ fn run(cfg: HubConfig) -> anyhow::Result<()> {
         let (ingest_result, ()) = tokio::join!(ingest_task, signals);
         ingest_result?;
         web_task.await??;
+        if let Some(t) = metrics_task {
+            let _ = t.await;
+        }
         watchdog.abort();
         anyhow::Ok(())
     })?;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 pub const ROOT: &str = "vigil/v1/";
 
 /// Subscriptions the hub makes (all at QoS 1; QoS 0 topics arrive at QoS 0).
-pub const SUBSCRIPTIONS: [&str; 8] = [
+pub const SUBSCRIPTIONS: [&str; 9] = [
     "vigil/v1/+/status",
     "vigil/v1/+/events",
     "vigil/v1/+/records",
@@ -19,6 +19,7 @@ pub const SUBSCRIPTIONS: [&str; 8] = [
     "vigil/v1/+/health",
     "vigil/v1/+/cameras/+/snapshot",
     "vigil/v1/+/drops",
+    "vigil/v1/+/doctor",
 ];
 
 /// A parsed agent→hub topic.
@@ -40,6 +41,25 @@ pub enum Topic {
     Snapshot { agent: String, camera: String },
     /// `{agent}/drops`.
     Drops { agent: String },
+    /// `{agent}/doctor`: `vigil-agent doctor` asks whether the hub hears it.
+    Doctor { agent: String },
+}
+
+impl Topic {
+    /// Stable label of the topic kind (metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Topic::Status { .. } => "status",
+            Topic::Events { .. } => "events",
+            Topic::Records { .. } => "records",
+            Topic::Manifest { .. } => "manifest",
+            Topic::Chunk { .. } => "chunk",
+            Topic::Health { .. } => "health",
+            Topic::Snapshot { .. } => "snapshot",
+            Topic::Drops { .. } => "drops",
+            Topic::Doctor { .. } => "doctor",
+        }
+    }
 }
 
 /// True if `id` is a valid agent or camera id: 1-64 of `[A-Za-z0-9_-]`.
@@ -81,6 +101,7 @@ pub fn parse(topic: &str) -> Result<Topic, String> {
         ["records"] => Ok(Topic::Records { agent }),
         ["health"] => Ok(Topic::Health { agent }),
         ["drops"] => Ok(Topic::Drops { agent }),
+        ["doctor"] => Ok(Topic::Doctor { agent }),
         ["cameras", camera, "snapshot"] => {
             if !valid_id(camera) {
                 return Err(format!(
@@ -126,4 +147,9 @@ pub fn shorten(s: &str) -> String {
 /// Topic the hub publishes acks to for `agent`.
 pub fn acks_topic(agent: &str) -> String {
     format!("{ROOT}{agent}/acks")
+}
+
+/// Where the reply to `agent`'s doctor ping goes.
+pub fn doctor_reply_topic(agent: &str) -> String {
+    format!("{ROOT}{agent}/doctor/reply")
 }

@@ -131,6 +131,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (client, mut eventloop) = AsyncClient::new(settings.options()?, 64);
     let subscribed = settings.subscribed.clone();
+    let counters = ingest.counters();
     let (tx, mut rx) = mpsc::channel::<rumqttc::Publish>(INGEST_QUEUE);
     let worker_client = client.clone();
     let worker = tokio::spawn(async move {
@@ -158,6 +159,14 @@ pub async fn run(
                     Err(e) => tracing::error!(error = %e, "Cannot encode an ack"),
                 }
             }
+            if let Some((t, body)) = out.reply {
+                if let Err(e) = worker_client
+                    .publish(t, QoS::AtLeastOnce, false, body)
+                    .await
+                {
+                    tracing::warn!(error = %e, "Cannot queue a reply");
+                }
+            }
             if let Err(e) = worker_client.ack(&p).await {
                 tracing::warn!(error = %e, "Cannot ack a message to the broker");
             }
@@ -169,12 +178,13 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            r = poll(&mut eventloop, &client, &tx, &mut attempt, subscribed.as_deref()) => {
+            r = poll(&mut eventloop, &client, &tx, &mut attempt, subscribed.as_deref(), &counters.broker_connected) => {
                 crate::service::beat();
                 if let Err(e) = r {
                     if let Some(s) = &subscribed {
                         s.store(false, Ordering::SeqCst);
                     }
+                    counters.broker_connected.store(false, Ordering::Relaxed);
                     attempt += 1;
                     let delay = Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5)));
                     tracing::warn!(error = format!("{e:#}"), attempt, delay_ms = delay.as_millis() as u64, "Broker connection lost; retrying");
@@ -199,6 +209,7 @@ async fn poll(
     tx: &mpsc::Sender<rumqttc::Publish>,
     attempt: &mut u32,
     subscribed: Option<&AtomicBool>,
+    connected: &AtomicBool,
 ) -> anyhow::Result<()> {
     match eventloop.poll().await? {
         Event::Incoming(Packet::SubAck(a)) => {
@@ -212,6 +223,7 @@ async fn poll(
             if let Some(s) = subscribed {
                 s.store(true, Ordering::SeqCst);
             }
+            connected.store(true, Ordering::Relaxed);
         }
         Event::Incoming(Packet::ConnAck(_)) => {
             *attempt = 0;

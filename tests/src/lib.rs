@@ -24,6 +24,6 @@ pub mod wait;
 pub use bins::{agent_bin, ensure_built, hub_bin, sample, verify_bin, workspace_root};
 pub use camsim::Camsim;
 pub use mosquitto::Mosquitto;
-pub use net::{free_port, JunkServer};
+pub use net::{free_port, http_get, metric, JunkServer};
 pub use process::{run, Finished, Proc};
 pub use wait::{wait_for, wait_until};

@@ -100,3 +100,37 @@ impl Drop for JunkServer {
         }
     }
 }
+
+/// A plain HTTP/1.0 `GET path` on loopback `port`: (status code, header block, body).
+/// For endpoints such as `/metrics` that need no client state.
+pub fn http_get(port: u16, path: &str) -> Result<(u16, String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .with_context(|| format!("connect to 127.0.0.1:{port}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("no header end in the response: {text:?}"))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("no status code in {head:?}"))?;
+    Ok((code, head.to_string(), body.to_string()))
+}
+
+/// The value of the Prometheus sample `series` (name with its labels exactly as
+/// the text format prints them, e.g. `up{job="x"}`) in `text`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        rest.strip_prefix(' ')?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}

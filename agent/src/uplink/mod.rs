@@ -23,6 +23,7 @@ pub use options::{explain, parse_broker, Broker, UplinkConfig};
 use publisher::Publisher;
 
 use crate::live::Live;
+use crate::metrics::UplinkStats;
 use crate::outbox::Outbox;
 
 /// Chunk size of clip transfers (docs/mqtt.md).
@@ -73,6 +74,7 @@ pub fn run(
     outbox: Arc<Outbox>,
     live: Option<Arc<dyn Live>>,
     shutdown: Arc<AtomicBool>,
+    stats: Arc<UplinkStats>,
 ) -> anyhow::Result<()> {
     let root = format!("vigil/v1/{agent_id}");
     let mut opts = config.mqtt_options(agent_id)?;
@@ -139,7 +141,7 @@ pub fn run(
                 }
             }
         })?;
-    let mut publisher = Publisher::new(client, root, outbox, link_down);
+    let mut publisher = Publisher::new(client, root, outbox, link_down, stats.clone());
     let mut last_error: Option<String> = None;
     let mut drain_since: Option<Instant> = None;
     let health_every = Duration::from_secs_f64(config.health_interval_seconds);
@@ -158,6 +160,8 @@ pub fn run(
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(Note::Connected) => {
                 tracing::info!(broker = %config.broker, "Uplink connected");
+                stats.connected.store(true, Ordering::Relaxed);
+                stats.connects.fetch_add(1, Ordering::Relaxed);
                 last_error = None;
                 publisher.on_connect();
             }
@@ -166,6 +170,7 @@ pub fn run(
                     tracing::warn!(broker = %config.broker, error = %explain(&e, config), "Uplink not connected to the broker; the outbox keeps everything until the hub acknowledges it");
                 }
                 last_error = Some(e);
+                stats.connected.store(false, Ordering::Relaxed);
                 publisher.on_disconnect();
             }
             Ok(Note::Sent(pkid)) => publisher.on_sent(pkid),

@@ -12,6 +12,7 @@ use base64::Engine;
 use rumqttc::{Client, QoS};
 
 use super::{HubAck, CHUNK_SIZE, MAX_UNACKED_CHUNKS};
+use crate::metrics::UplinkStats;
 use crate::outbox::{list, Outbox};
 
 /// How long the hub may stay silent about a clip before its manifest is sent again.
@@ -52,6 +53,8 @@ struct ClipTransfer {
 }
 
 pub(super) struct Publisher {
+    /// Counters for the metrics endpoint.
+    stats: Arc<UplinkStats>,
     client: Client,
     root: String,
     outbox: Arc<Outbox>,
@@ -74,8 +77,10 @@ impl Publisher {
         root: String,
         outbox: Arc<Outbox>,
         link_down: Arc<AtomicBool>,
+        stats: Arc<UplinkStats>,
     ) -> Publisher {
         Publisher {
+            stats,
             client,
             root,
             outbox,
@@ -178,6 +183,7 @@ impl Publisher {
     pub(super) fn on_puback(&mut self, pkid: u16) {
         match self.in_flight.remove(&pkid) {
             Some(Sent::File(path)) => {
+                self.stats.messages_acked.fetch_add(1, Ordering::Relaxed);
                 // A chain record's signature file goes with it.
                 if path.parent().is_some_and(|p| p.ends_with("records")) {
                     let _ = std::fs::remove_file(path.with_extension("sig"));
@@ -364,6 +370,7 @@ impl Publisher {
             "stored" => {
                 let dir = c.dir.clone();
                 tracing::info!(clip = %c.clip_id, "Hub stored the clip; removing it from the outbox");
+                self.stats.clips_stored.fetch_add(1, Ordering::Relaxed);
                 let trash = dir.with_extension("delivered.tmp");
                 let removed =
                     std::fs::rename(&dir, &trash).and_then(|()| std::fs::remove_dir_all(&trash));
@@ -377,6 +384,7 @@ impl Publisher {
             "rejected" => {
                 let reason = ack.reason.clone().unwrap_or_default();
                 tracing::error!(clip = %c.clip_id, reason = %reason, "Hub rejected a clip; kept in outbox/rejected for inspection");
+                self.stats.clips_rejected.fetch_add(1, Ordering::Relaxed);
                 let dest = self.outbox.dir().join("rejected");
                 let moved = std::fs::create_dir_all(&dest)
                     .and_then(|()| std::fs::rename(&c.dir, dest.join(&c.clip_id)));

@@ -15,13 +15,15 @@
 
 mod chain;
 mod clip;
+mod doctor;
 mod messages;
 mod telemetry;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -29,9 +31,11 @@ use vigil_evidence::keys::PublicKey;
 
 use crate::files::Layout;
 use crate::index::{AlertKind, Index};
+use crate::metrics::HubCounters;
 use crate::topic::{self, shorten, Topic};
 
 pub use clip::verify_clip;
+pub use doctor::Pong;
 
 /// The only chunk size contract v1 allows.
 pub const CHUNK_SIZE: u64 = 262_144;
@@ -126,6 +130,8 @@ pub struct Outcome {
     pub ack: Option<(String, Ack)>,
     /// Set when the message was refused.
     pub rejected: Option<Rejection>,
+    /// Another message to publish (QoS 1): (topic, payload), e.g. a doctor reply.
+    pub reply: Option<(String, Vec<u8>)>,
 }
 
 /// Limits from `[ingest]` in hub.toml.
@@ -154,8 +160,9 @@ pub struct Ingest {
     layout: Layout,
     index: Index,
     limits: IngestLimits,
-    /// Rejections by code since start (the log line is emitted with each).
-    rejected: BTreeMap<&'static str, u64>,
+    /// Counters since start, shared with the metrics endpoint (the log line of a
+    /// rejection is emitted with its count).
+    counters: Arc<HubCounters>,
 }
 
 impl Ingest {
@@ -173,7 +180,7 @@ impl Ingest {
             layout,
             index,
             limits,
-            rejected: BTreeMap::new(),
+            counters: Arc::new(HubCounters::default()),
         })
     }
 
@@ -188,8 +195,13 @@ impl Ingest {
     }
 
     /// Rejection counters by code.
-    pub fn rejected_counts(&self) -> &BTreeMap<&'static str, u64> {
-        &self.rejected
+    pub fn rejected_counts(&self) -> BTreeMap<&'static str, u64> {
+        self.counters.rejected_counts()
+    }
+
+    /// The counters the metrics endpoint reads.
+    pub fn counters(&self) -> Arc<HubCounters> {
+        self.counters.clone()
     }
 
     /// Enrolls `agent_id` with the PEM public key (see [`crate::enroll`]); returns the key id.
@@ -199,15 +211,23 @@ impl Ingest {
 
     /// Handles one message from the broker.
     pub fn handle(&mut self, topic_str: &str, payload: &[u8]) -> Outcome {
+        let started = Instant::now();
+        let (kind, out) = self.handle_topic(topic_str, payload);
+        self.counters.handled(kind, started.elapsed());
+        out
+    }
+
+    fn handle_topic(&mut self, topic_str: &str, payload: &[u8]) -> (&'static str, Outcome) {
         let mut out = Outcome::default();
         let t = match topic::parse(topic_str) {
             Ok(t) => t,
             Err(reason) => {
                 out.rejected = Some(Rejection::new("bad_topic", reason));
                 self.count(&out, topic_str);
-                return out;
+                return ("bad_topic", out);
             }
         };
+        let kind = t.kind();
         match t {
             Topic::Manifest { agent, clip } => {
                 let ack = match self.manifest(&agent, &clip, payload) {
@@ -221,8 +241,14 @@ impl Ingest {
                 out.ack = Some((topic::acks_topic(&agent), ack));
             }
             Topic::Chunk { agent, clip, n } => match self.chunk(&agent, &clip, n, payload) {
-                Ok(Some(a)) => out.ack = Some((topic::acks_topic(&agent), a)),
-                Ok(None) => {}
+                Ok(Some(a)) => {
+                    self.counters.chunk(payload.len() as u64);
+                    if a.status == AckStatus::Stored {
+                        self.counters.clip_stored();
+                    }
+                    out.ack = Some((topic::acks_topic(&agent), a))
+                }
+                Ok(None) => self.counters.chunk(payload.len() as u64),
                 Err(r) => {
                     // A verification failure ends the transfer: tell the agent.
                     if matches!(r.code, "verification_failed" | "tamper") {
@@ -231,11 +257,10 @@ impl Ingest {
                     out.rejected = Some(r);
                 }
             },
-            Topic::Events { agent } => {
-                if let Err(r) = self.event(&agent, payload) {
-                    out.rejected = Some(r);
-                }
-            }
+            Topic::Events { agent } => match self.event(&agent, payload) {
+                Ok(()) => self.counters.event(),
+                Err(r) => out.rejected = Some(r),
+            },
             Topic::Status { agent } => {
                 if let Err(r) = self.status(&agent, payload) {
                     out.rejected = Some(r);
@@ -261,19 +286,23 @@ impl Ingest {
                     out.rejected = Some(r);
                 }
             }
+            Topic::Doctor { agent } => match self.doctor(&agent, payload) {
+                Ok(reply) => out.reply = Some((topic::doctor_reply_topic(&agent), reply)),
+                Err(r) => out.rejected = Some(r),
+            },
         }
         self.count(&out, topic_str);
-        out
+        (kind, out)
     }
 
     fn count(&mut self, out: &Outcome, topic_str: &str) {
         if let Some(r) = &out.rejected {
-            *self.rejected.entry(r.code).or_insert(0) += 1;
+            let total = self.counters.rejected(r.code);
             tracing::warn!(
                 code = r.code,
                 topic = %shorten(topic_str),
                 reason = %r.reason,
-                total = self.rejected.get(r.code).copied().unwrap_or(0),
+                total,
                 "Rejected a message"
             );
         }
