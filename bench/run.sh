@@ -75,6 +75,9 @@ read -r vt_med vt_min vt_max < <(stats < "$WORK/vtot")
 read -r bare_med bare_min bare_max < <(python3 -c 'import json,sys; [print(json.loads(l)["bare_cpu_ms"]) for l in open(sys.argv[1])]' "$WORK/py" | stats)
 read -r py_med py_min py_max < <(python3 -c 'import json,sys; [print(json.loads(l)["pipeline_cpu_ms"]) for l in open(sys.argv[1])]' "$WORK/py" | stats)
 
+# 4-5. Delivery: hub ingest throughput vs the raw broker, event latency (bench/delivery.sh).
+WORK="$WORK" RUNS="$RUNS" QUICK="$QUICK" BIN="$BIN" bash bench/delivery.sh > "$WORK/delivery.md"
+
 cat > "$OUT" <<MD
 # Benchmarks
 
@@ -123,5 +126,7 @@ Commands: \`vigil-agent detect --input target/samples/vtest.mp4 --fps 0 --frames
 
 Signing uses the same single pass (\`ClipDescription::from_mp4\` over the clip in memory,
 file hash on a second thread while GOPs are walked) plus one ECDSA signature.
+
+$(cat "$WORK/delivery.md")
 MD
 echo "bench: wrote $OUT" >&2

@@ -360,6 +360,9 @@ fn check_broker_and_hub(
     let reply_topic = format!("{root}/doctor/reply");
     let nonce = uuid::Uuid::now_v7().to_string();
     let (client, mut connection) = rumqttc::Client::new(opts, 10);
+    connection
+        .eventloop
+        .set_network_options(vigil_agent::uplink::nodelay());
     let started = Instant::now();
     let deadline = started + Duration::from_secs(10);
     let mut checks = Vec::new();

@@ -70,6 +70,19 @@ pub struct Outbox {
     dropped_bytes: AtomicU64,
     /// Serialises "make room, then write" so two writers cannot both count the same space.
     room: Mutex<()>,
+    /// Tells the uplink a new entry is durable, so it publishes at once instead of on
+    /// its next 200 ms round (events are live: this is event latency).
+    wake: Wake,
+}
+
+/// The uplink's wake-up call (set once the uplink runs).
+#[derive(Default)]
+struct Wake(Mutex<Option<Box<dyn Fn() + Send>>>);
+
+impl std::fmt::Debug for Wake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wake")
+    }
 }
 
 /// A leftover `.tmp` found at startup.
@@ -100,7 +113,26 @@ impl Outbox {
             dropped_entries: AtomicU64::new(0),
             dropped_bytes: AtomicU64::new(0),
             room: Mutex::new(()),
+            wake: Wake::default(),
         })
+    }
+
+    /// Calls `f` after every new entry is durable (the uplink's wake-up).
+    pub fn on_new_entry(&self, f: Box<dyn Fn() + Send>) {
+        *self.wake.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// A new entry is durable: wake the uplink.
+    pub fn notify_new_entry(&self) {
+        if let Some(f) = self
+            .wake
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            f();
+        }
     }
 
     /// The outbox directory.
@@ -286,7 +318,9 @@ impl Outbox {
             msg.event.id,
             format!("{:?}", msg.phase).to_lowercase()
         );
-        write_durable(&self.dir.join("events"), &name, &bytes)
+        write_durable(&self.dir.join("events"), &name, &bytes)?;
+        self.notify_new_entry();
+        Ok(())
     }
 
     /// Spools a signed chain record (signature first: the `.json` is what the uplink looks for).
@@ -303,7 +337,9 @@ impl Outbox {
         );
         let dir = self.dir.join("records");
         write_durable(&dir, &format!("{stem}.sig"), sig.as_bytes())?;
-        write_durable(&dir, &format!("{stem}.json"), canonical)
+        write_durable(&dir, &format!("{stem}.json"), canonical)?;
+        self.notify_new_entry();
+        Ok(())
     }
 
     /// Spools a drop report (never itself dropped by the bound).
@@ -318,7 +354,9 @@ impl Outbox {
             OffsetDateTime::now_utc().unix_timestamp_nanos(),
             report.camera_id
         );
-        write_durable(&self.dir.join("drops"), &name, &serde_json::to_vec(report)?)
+        write_durable(&self.dir.join("drops"), &name, &serde_json::to_vec(report)?)?;
+        self.notify_new_entry();
+        Ok(())
     }
 }
 

@@ -455,6 +455,7 @@ fn flush_ready(cam: &mut CameraRuntime, ctx: &mut SignContext, drain: bool) -> a
             )?;
             ctx.counters
                 .clip_sealed(&cam.config.id, signed.record().file.size);
+            ctx.outbox.notify_new_entry();
             tracing::info!(camera = %cam.config.id, clip = %clip_id, seq = signed.record().seq, frames = muxed.frames, "Clip signed and spooled");
         }
     }

@@ -130,6 +130,10 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (client, mut eventloop) = AsyncClient::new(settings.options()?, 64);
+    // Acks are small replies the agent waits for: no Nagle delay on them.
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
     let subscribed = settings.subscribed.clone();
     let counters = ingest.counters();
     let (tx, mut rx) = mpsc::channel::<rumqttc::Publish>(INGEST_QUEUE);

@@ -26,6 +26,13 @@ use crate::live::Live;
 use crate::metrics::UplinkStats;
 use crate::outbox::Outbox;
 
+/// Network options of every agent MQTT connection: TCP_NODELAY on.
+pub fn nodelay() -> rumqttc::NetworkOptions {
+    let mut n = rumqttc::NetworkOptions::new();
+    n.set_tcp_nodelay(true);
+    n
+}
+
 /// Chunk size of clip transfers (docs/mqtt.md).
 pub const CHUNK_SIZE: usize = 256 * 1024;
 
@@ -50,6 +57,8 @@ enum Note {
     PubAck(u16),
     /// The hub answered about a clip.
     HubAck(HubAck),
+    /// A new outbox entry is durable: publish it now.
+    NewEntry,
 }
 
 /// The hub's answer about a clip (docs/mqtt.md `acks`).
@@ -87,7 +96,15 @@ pub fn run(
     // Broker-side bound of unacked QoS 1 publishes; MAX_UNACKED_CHUNKS is tighter for clips.
     opts.set_inflight(32);
     let (client, mut connection) = Client::new(opts, REQUEST_QUEUE);
+    // The clip transfer is request/response (manifest → missing, last chunk → stored)
+    // and events are small: without TCP_NODELAY, Nagle + delayed ACKs add ~40 ms to
+    // each round trip (BENCHMARKS.md, delivery).
+    connection.eventloop.set_network_options(nodelay());
     let (tx, rx) = mpsc::channel::<Note>();
+    let wake = tx.clone();
+    outbox.on_new_entry(Box::new(move || {
+        let _ = wake.send(Note::NewEntry);
+    }));
     let acks_topic = format!("{root}/acks");
     // Set by the network thread the moment the link fails, before the note is
     // read: the publisher stops queueing into a dead session at once.
@@ -141,7 +158,7 @@ pub fn run(
                 }
             }
         })?;
-    let mut publisher = Publisher::new(client, root, outbox, link_down, stats.clone());
+    let mut publisher = Publisher::new(client, root, outbox.clone(), link_down, stats.clone());
     let mut last_error: Option<String> = None;
     let mut drain_since: Option<Instant> = None;
     let health_every = Duration::from_secs_f64(config.health_interval_seconds);
@@ -176,6 +193,7 @@ pub fn run(
             Ok(Note::Sent(pkid)) => publisher.on_sent(pkid),
             Ok(Note::PubAck(pkid)) => publisher.on_puback(pkid),
             Ok(Note::HubAck(a)) => publisher.on_hub_ack(&a),
+            Ok(Note::NewEntry) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
@@ -200,6 +218,7 @@ pub fn run(
         }
     }
     net_stop.store(true, Ordering::SeqCst);
+    outbox.on_new_entry(Box::new(|| {}));
     publisher.disconnect();
     // The network thread may sit in a connect attempt (up to rumqttc's 5 s timeout);
     // everything durable is on disk, so do not hold shutdown hostage to it.

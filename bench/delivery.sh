@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Delivery benchmarks (issue 6), called by bench/run.sh; prints a Markdown section.
+#  1. Hub ingest throughput: N signed 1080p15 clips in an agent outbox, delivered by
+#     `vigil-agent deliver` through Mosquitto to `vigil-hub run` (verification, store,
+#     index, ack), vs the raw broker throughput for the same bytes in the same chunks and
+#     window (`mqtt-throughput`: publisher -> Mosquitto -> counting subscriber).
+#  2. Event latency: camsim -> `vigil-agent run` -> Mosquitto -> `vigil-hub run`, from the
+#     agent's "Event" log line (spooled) to the hub's "Indexed an event" line, both JSON
+#     logs on the same clock.
+# Env: BIN (release binaries), QUICK, RUNS, WORK (scratch dir, removed by the caller).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BIN="${BIN:-$ROOT/target/release}"
+WORK="${WORK:?}"
+QUICK="${QUICK:-}"
+RUNS="${RUNS:-3}"
+ORT="$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1"
+if [ -n "$QUICK" ]; then NCLIPS=3; CLIPSECS=2; EVSECS=20; else NCLIPS=10; CLIPSECS=4; EVSECS=90; fi
+D="$WORK/delivery"
+mkdir -p "$D"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
+    local deadline=$((SECONDS + $1)); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || { echo "bench: timed out waiting for: $*" >&2; return 1; }
+        sleep 0.05
+    done
+}
+stats() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'; }
+
+# Sample cameras.
+camsim() {
+    "$BIN/vigil-agent" camsim --file "$1" --port 0 --path /cam > "$D/camsim.$2" 2>/dev/null &
+    pids+=($!)
+    wait_for 10 grep -q serving "$D/camsim.$2"
+    awk '/serving/ {print $3}' "$D/camsim.$2"
+}
+URL1080="$(camsim target/samples/vtest_1080p15.mp4 hd)"
+URLVT="$(camsim target/samples/vtest.mp4 vt)"
+
+# Mosquitto on loopback with its own config (queues unbounded for the hub's session).
+MQ_PORT="$(free_port)"
+cat > "$D/mosquitto.conf" <<CONF
+listener $MQ_PORT 127.0.0.1
+allow_anonymous true
+max_queued_messages 0
+message_size_limit 0
+persistence false
+# Acks are small replies the agent waits for (docs/mqtt.md: broker settings).
+set_tcp_nodelay true
+CONF
+mosquitto -c "$D/mosquitto.conf" > "$D/mosquitto.log" 2>&1 &
+pids+=($!)
+wait_for 10 bash -c "echo > /dev/tcp/127.0.0.1/$MQ_PORT"
+BROKER="mqtt://127.0.0.1:$MQ_PORT"
+
+KEY="$D/agent.key"
+"$BIN/vigil-agent" keygen --key "$KEY" | sed -n '/BEGIN/,$p' > "$D/agent.pem"
+
+# N signed clips in outbox layout (clips/<clip_id>/), one chain.
+mkdir -p "$D/outbox0/clips"
+for i in $(seq "$NCLIPS"); do
+    "$BIN/vigil-agent" record --url "$URL1080" --seconds "$CLIPSECS" --out "$D/rec$i" --key "$KEY" \
+        --state-dir "$D/chain" --agent-id bench --camera-id cam1 > /dev/null 2>&1
+    id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["clip_id"])' "$D/rec$i/manifest.json")
+    mv "$D/rec$i" "$D/outbox0/clips/$id"
+done
+CLIP_BYTES=$(cat "$D"/outbox0/clips/*/clip.mp4 | wc -c)
+
+agent_config() { # agent_config FILE OUTBOX CAMERA_URL
+    cat > "$1" <<TOML
+agent_id = "bench"
+key = "$KEY"
+chain_dir = "$D/chain"
+outbox_dir = "$2"
+[detect]
+model = "$ROOT/models/yolox_nano.toml"
+[uplink]
+broker = "$BROKER"
+[[cameras]]
+id = "cam1"
+url = "$3"
+post_roll_seconds = 1.0
+TOML
+}
+start_hub() { # start_hub DATA_DIR LOG -> pid in HUB_PID
+    "$BIN/vigil-hub" agent add bench --public-key "$D/agent.pem" --data-dir "$1" > /dev/null 2>&1
+    RUST_LOG=info,vigil_hub::ingest=debug "$BIN/vigil-hub" --log-format json run --broker "$BROKER" \
+        --data-dir "$1" --web-listen 127.0.0.1:0 > "$2" 2>&1 &
+    HUB_PID=$!
+    pids+=($HUB_PID)
+    wait_for 20 grep -q "Connected to the broker" "$2"
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# 1. Raw broker vs hub ingest, RUNS times each.
+: > "$D/raw"; : > "$D/hub"
+for r in $(seq "$RUNS"); do
+    "$BIN/mqtt-throughput" 127.0.0.1 "$MQ_PORT" "$D"/outbox0/clips/*/clip.mp4 \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])' >> "$D/raw"
+    rm -rf "$D/outbox" "$D/hub$r"; cp -r "$D/outbox0" "$D/outbox"
+    agent_config "$D/deliver.toml" "$D/outbox" "rtsp://127.0.0.1:9/unused"
+    start_hub "$D/hub$r" "$D/hub$r.log"
+    "$BIN/vigil-agent" deliver --config "$D/deliver.toml" --timeout-seconds 300 > "$D/deliver.json" 2> "$D/deliver.log" \
+        || { cat "$D/deliver.log" >&2; exit 1; }
+    python3 - "$D/deliver.json" "$NCLIPS" >> "$D/hub" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["clips_stored"] == int(sys.argv[2]) and s["entries_left"] == 0, s
+print(s["connected_ms"] / 1000)
+PY
+    stored=$(sqlite3 "$D/hub$r/index.sqlite" "SELECT count(*) FROM clips")
+    [ "$stored" = "$NCLIPS" ] || { echo "bench: hub stored $stored of $NCLIPS clips" >&2; exit 1; }
+    stop "$HUB_PID"
+done
+read -r raw_med raw_min raw_max < <(stats < "$D/raw")
+read -r hub_med hub_min hub_max < <(stats < "$D/hub")
+mbs() { awk -v b="$CLIP_BYTES" -v t="$1" 'BEGIN {printf "%.1f", b / 1e6 / t}'; }
+cps() { awk -v n="$NCLIPS" -v t="$1" 'BEGIN {printf "%.1f", n / t}'; }
+
+# 2. Event latency, agent spool -> hub index.
+rm -rf "$D/evoutbox" "$D/evchain" "$D/hubev"
+agent_config "$D/run.toml" "$D/evoutbox" "$URLVT"
+sed -i "s#^chain_dir = .*#chain_dir = \"$D/evchain\"#" "$D/run.toml"
+start_hub "$D/hubev" "$D/hubev.log"
+ORT_DYLIB_PATH="$ORT" "$BIN/vigil-agent" --log-format json run --config "$D/run.toml" --seconds "$EVSECS" \
+    > /dev/null 2> "$D/agentev.log"
+sleep 1 # the last events' messages are on their way; the hub log is read after
+stop "$HUB_PID"
+read -r ev_n ev_p50 ev_p95 ev_max < <(python3 - "$D/agentev.log" "$D/hubev.log" <<'PY'
+import json, sys
+from datetime import datetime
+def ts(s):
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+def lines(path):
+    for l in open(path):
+        l = l.strip()
+        if l.startswith("{"):
+            try:
+                yield json.loads(l)
+            except ValueError:
+                pass
+sent = {}
+for o in lines(sys.argv[1]):
+    f = o.get("fields", {})
+    if f.get("message") == "Event":
+        sent[(f["event"], f["phase"].lower())] = ts(o["timestamp"])
+lat = []
+for o in lines(sys.argv[2]):
+    f = o.get("fields", {})
+    if f.get("message") == "Indexed an event":
+        k = (f["event"], f["phase"])
+        if k in sent:
+            lat.append((ts(o["timestamp"]) - sent[k]) * 1000)
+lat.sort()
+if not lat:
+    sys.exit("bench: no event reached the hub")
+q = lambda p: lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))]
+print(len(lat), f"{q(0.5):.1f}", f"{q(0.95):.1f}", f"{lat[-1]:.1f}")
+PY
+)
+
+cat <<MD
+## Delivery: hub ingest throughput vs the raw broker (Mosquitto on loopback)
+
+$NCLIPS signed ${CLIPSECS} s 1080p15 clips (\`vigil-agent record --key\`), $CLIP_BYTES bytes in all, in an agent
+outbox; Mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -1) on loopback. Same 256 KiB chunks, at most 8 unacknowledged, in both rows.
+
+| what | s for all clips (median, min–max) | MB/s | clips/s | ratio to raw broker |
+| --- | --- | --- | --- | --- |
+| raw broker: \`mqtt-throughput\` publisher → Mosquitto → subscriber counting bytes (baseline) | $raw_med ($raw_min–$raw_max) | $(mbs "$raw_med") | $(cps "$raw_med") | 1.00 |
+| \`vigil-agent deliver\` → Mosquitto → \`vigil-hub run\`: manifest, missing, chunks to disk, reassemble, SHA-256 + every GOP hash + ECDSA, chain check, content-addressed store (fsync), SQLite index, \`stored\` ack, outbox delete | $hub_med ($hub_min–$hub_max) | $(mbs "$hub_med") | $(cps "$hub_med") | $(awk -v a="$hub_med" -v b="$raw_med" 'BEGIN {printf "%.2f", a / b}') |
+
+Timed from the agent's broker connection to its empty outbox (\`connected_ms\` of \`vigil-agent deliver\`'s
+summary); every run stores all $NCLIPS clips in a fresh hub data dir (checked in SQLite).
+
+## Event latency: agent spool → hub index
+
+camsim (vtest.mp4, 768x576@10, people walking) → \`vigil-agent run\` (detection at 5 fps) → Mosquitto →
+\`vigil-hub run\`, ${EVSECS} s. Latency of each event message (start, update, end) from the agent's
+\`Event\` log line (written when the message is spooled) to the hub's \`Indexed an event\` line (after the
+SQLite insert); both JSON logs, same clock.
+
+| messages | p50 ms | p95 ms | max ms |
+| --- | --- | --- | --- |
+| $ev_n | $ev_p50 | $ev_p95 | $ev_max |
+
+MD
