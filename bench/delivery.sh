@@ -33,15 +33,16 @@ wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
 }
 stats() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'; }
 
-# Sample cameras.
+# Sample cameras: camsim FILE TAG sets CAMSIM_URL and CAMSIM_PID (no subshell, so cleanup kills it).
 camsim() {
     "$BIN/vigil-agent" camsim --file "$1" --port 0 --path /cam > "$D/camsim.$2" 2>/dev/null &
-    pids+=($!)
+    CAMSIM_PID=$!
+    pids+=($CAMSIM_PID)
     wait_for 10 grep -q serving "$D/camsim.$2"
-    awk '/serving/ {print $3}' "$D/camsim.$2"
+    CAMSIM_URL=$(awk '/serving/ {print $3}' "$D/camsim.$2")
 }
-URL1080="$(camsim target/samples/vtest_1080p15.mp4 hd)"
-URLVT="$(camsim target/samples/vtest.mp4 vt)"
+camsim target/samples/vtest_1080p15.mp4 hd; URL1080=$CAMSIM_URL
+camsim target/samples/vtest.mp4 vt; URLVT=$CAMSIM_URL
 
 # Mosquitto on loopback with its own config (queues unbounded for the hub's session).
 MQ_PORT="$(free_port)"
@@ -127,12 +128,13 @@ cps() { awk -v n="$NCLIPS" -v t="$1" 'BEGIN {printf "%.1f", n / t}'; }
 rm -rf "$D/evoutbox" "$D/evchain" "$D/hubev"
 agent_config "$D/run.toml" "$D/evoutbox" "$URLVT"
 sed -i "s#^chain_dir = .*#chain_dir = \"$D/evchain\"#" "$D/run.toml"
+echo "max_clip_seconds = 30.0" >> "$D/run.toml" # clip availability is measured on 30 s clips
 start_hub "$D/hubev" "$D/hubev.log"
 ORT_DYLIB_PATH="$ORT" "$BIN/vigil-agent" --log-format json run --config "$D/run.toml" --seconds "$EVSECS" \
     > /dev/null 2> "$D/agentev.log"
 sleep 1 # the last events' messages are on their way; the hub log is read after
 stop "$HUB_PID"
-read -r ev_n ev_p50 ev_p95 ev_max < <(python3 - "$D/agentev.log" "$D/hubev.log" <<'PY'
+read -r ev_n ev_p50 ev_p95 ev_max st_n st_p50 st_p95 st_max cl_n cl_p50 cl_p95 cl_max < <(python3 - "$D/agentev.log" "$D/hubev.log" "$D/hubev/index.sqlite" <<'PY'
 import json, sys
 from datetime import datetime
 def ts(s):
@@ -157,11 +159,33 @@ for o in lines(sys.argv[2]):
         k = (f["event"], f["phase"])
         if k in sent:
             lat.append((ts(o["timestamp"]) - sent[k]) * 1000)
-lat.sort()
+import sqlite3
+db = sqlite3.connect(sys.argv[3])
+# First sighting (the decoded frame's wall time at the agent) -> start message indexed.
+first = {r[0]: ts(r[1]) for r in db.execute(
+    "SELECT event_id, json_extract(json, '$.event.start_utc') FROM events WHERE phase = 'start'")}
+start_lat = []
+sealing = {}
+for o in lines(sys.argv[1]):
+    f = o.get("fields", {})
+    if f.get("message") == "Sealing a clip":
+        sealing[f["clip"]] = ts(o["timestamp"])
+clip_lat = []
+for o in lines(sys.argv[2]):
+    f = o.get("fields", {})
+    if f.get("message") == "Indexed an event" and f["phase"] == "start" and f["event"] in first:
+        start_lat.append((ts(o["timestamp"]) - first[f["event"]]) * 1000)
+    if f.get("message") == "Stored a verified clip" and f["clip"] in sealing:
+        clip_lat.append((ts(o["timestamp"]) - sealing[f["clip"]]) * 1000)
+def summary(v):
+    v = sorted(v)
+    if not v:
+        return ["0", "nan", "nan", "nan"]
+    q = lambda p: v[min(len(v) - 1, int(round(p * (len(v) - 1))))]
+    return [str(len(v)), f"{q(0.5):.1f}", f"{q(0.95):.1f}", f"{v[-1]:.1f}"]
 if not lat:
     sys.exit("bench: no event reached the hub")
-q = lambda p: lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))]
-print(len(lat), f"{q(0.5):.1f}", f"{q(0.95):.1f}", f"{lat[-1]:.1f}")
+print(*summary(lat), *summary(start_lat), *summary(clip_lat))
 PY
 )
 
@@ -179,15 +203,24 @@ outbox; Mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/.*version \([0-9.]*\).*
 Timed from the agent's broker connection to its empty outbox (\`connected_ms\` of \`vigil-agent deliver\`'s
 summary); every run stores all $NCLIPS clips in a fresh hub data dir (checked in SQLite).
 
-## Event latency: agent spool → hub index
+## Event latency and clip availability
 
 camsim (vtest.mp4, 768x576@10, people walking) → \`vigil-agent run\` (detection at 5 fps) → Mosquitto →
 \`vigil-hub run\`, ${EVSECS} s. Latency of each event message (start, update, end) from the agent's
 \`Event\` log line (written when the message is spooled) to the hub's \`Indexed an event\` line (after the
 SQLite insert); both JSON logs, same clock.
 
-| messages | p50 ms | p95 ms | max ms |
-| --- | --- | --- | --- |
-| $ev_n | $ev_p50 | $ev_p95 | $ev_max |
+| what | n | p50 ms | p95 ms | max ms |
+| --- | --- | --- | --- | --- |
+| event message (start, update, end): agent spool → hub index | $ev_n | $ev_p50 | $ev_p95 | $ev_max |
+| event start: first sighting (decoded frame at the agent, \`start_utc\`) → start message in the hub index | $st_n | $st_p50 | $st_p95 | $st_max |
+| clip availability: post-roll arrived (agent \`Sealing a clip\`, 30 s clips) → verified and stored at the hub | $cl_n | $cl_p50 | $cl_p95 | $cl_max |
+
+Where an event's time goes before the first sighting: the RTSP jitter buffer (rtspsrc \`latency=200\` ms,
+chosen over the 2 s default: it absorbs LAN jitter, and recording timing comes from RTP timestamps
+either way) and decoding. After it: confirmation (\`confirm_hits\` = 3 of 5 analysed frames: at 5 fps at
+least 400 ms of stream time), the inference itself, then MQTT and the hub (the first row). The web page's
+live feed polls the index every 200 ms on top. Clips wait for their post-roll by design; the agent's event
+loop looks for ready clips every 200 ms, which comes before the last row.
 
 MD

@@ -22,14 +22,17 @@ cpu_seconds() {
 # median/min/max of numbers on stdin
 stats() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'; }
 
+# start_camsim FILE TAG: sets CAMSIM_URL. Not in a subshell, so its pid reaches `pids`
+# and cleanup stops it (a camsim left running would load every later figure).
 start_camsim() {
     "$BIN/vigil-agent" camsim --file "$1" --port 0 --path /cam > "$WORK/camsim.$2" 2>/dev/null &
     pids+=($!)
     for _ in $(seq 200); do grep -q serving "$WORK/camsim.$2" 2>/dev/null && break; sleep 0.05; done
-    awk '/serving/ {print $3}' "$WORK/camsim.$2"
+    CAMSIM_URL=$(awk '/serving/ {print $3}' "$WORK/camsim.$2")
 }
 
-URL1080="$(start_camsim target/samples/vtest_1080p15.mp4 a)"
+start_camsim target/samples/vtest_1080p15.mp4 a
+URL1080=$CAMSIM_URL
 
 # 1. Ingest CPU for one 1080p15 camera: analysis at 5 fps, recording only, vs ffmpeg decode.
 : > "$WORK/ing_an"; : > "$WORK/ing_rec"; : > "$WORK/ffm"
@@ -75,7 +78,10 @@ read -r vt_med vt_min vt_max < <(stats < "$WORK/vtot")
 read -r bare_med bare_min bare_max < <(python3 -c 'import json,sys; [print(json.loads(l)["bare_cpu_ms"]) for l in open(sys.argv[1])]' "$WORK/py" | stats)
 read -r py_med py_min py_max < <(python3 -c 'import json,sys; [print(json.loads(l)["pipeline_cpu_ms"]) for l in open(sys.argv[1])]' "$WORK/py" | stats)
 
-# 4-5. Delivery: hub ingest throughput vs the raw broker, event latency (bench/delivery.sh).
+# 4-5. Capacity: cost per camera vs the physical limit, cameras per box (bench/capacity.sh).
+WORK="$WORK" RUNS="$RUNS" QUICK="$QUICK" BIN="$BIN" BARE_MS="$bare_med" bash bench/capacity.sh > "$WORK/capacity.md"
+
+# 6-7. Delivery: hub ingest throughput vs the raw broker, event latency (bench/delivery.sh).
 WORK="$WORK" RUNS="$RUNS" QUICK="$QUICK" BIN="$BIN" bash bench/delivery.sh > "$WORK/delivery.md"
 
 cat > "$OUT" <<MD
@@ -126,6 +132,8 @@ Commands: \`vigil-agent detect --input target/samples/vtest.mp4 --fps 0 --frames
 
 Signing uses the same single pass (\`ClipDescription::from_mp4\` over the clip in memory,
 file hash on a second thread while GOPs are walked) plus one ECDSA signature.
+
+$(cat "$WORK/capacity.md")
 
 $(cat "$WORK/delivery.md")
 MD

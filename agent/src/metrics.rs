@@ -290,6 +290,20 @@ impl Collector for AgentMetrics {
         )?;
         family(
             &mut enc,
+            "vigil_agent_detect_result_age_p95_seconds",
+            "95th percentile of the last 200 result ages: decoded frame's arrival to its detections and events",
+            self.cameras
+                .iter()
+                .filter_map(|(id, _)| {
+                    detect
+                        .get(id)
+                        .and_then(|d| d.p95_result_age_ms)
+                        .map(|ms| (cam(id), gauge(ms / 1000.0)))
+                })
+                .collect(),
+        )?;
+        family(
+            &mut enc,
             "vigil_agent_events_started",
             "Events started by the event machine",
             det(&|d| d.events_started),

@@ -41,14 +41,12 @@ fn delivery_benchmark_quick_mode_prints_real_figures() -> Result<()> {
         .parse()
         .with_context(|| format!("ratio in {hub:?}"))?;
     assert!(ratio > 0.0, "{md}");
-    let latency = md
-        .lines()
-        .skip_while(|l| !l.starts_with("| messages"))
-        .nth(2)
-        .with_context(|| format!("no latency row in:\n{md}"))?;
-    let cells: Vec<&str> = latency.split('|').map(str::trim).collect();
-    let n: u32 = cells[1].parse()?;
-    let (p50, p95): (f64, f64) = (cells[2].parse()?, cells[3].parse()?);
-    assert!(n >= 1 && p50 > 0.0 && p95 >= p50, "{latency}");
+    let latency = row("| event message")?;
+    let n: u32 = latency[2].parse()?;
+    let (p50, p95): (f64, f64) = (latency[3].parse()?, latency[4].parse()?);
+    assert!(n >= 1 && p50 > 0.0 && p95 >= p50, "{latency:?}");
+    let start = row("| event start")?;
+    let n: u32 = start[2].parse()?;
+    assert!(n >= 1 && start[3].parse::<f64>()? > 0.0, "{start:?}");
     Ok(())
 }

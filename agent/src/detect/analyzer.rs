@@ -47,6 +47,11 @@ pub struct CameraStats {
     pub total_detect_ms: f64,
     /// 95th percentile of the last [`LATENCY_WINDOW`] model-run latencies, ms.
     pub p95_detect_ms: Option<f64>,
+    /// 95th percentile of the last [`LATENCY_WINDOW`] result ages, ms: from the decoded
+    /// frame's arrival at the analysis appsink to its detections and events being ready
+    /// (queueing behind other cameras, motion gate, inference, tracking, events).
+    #[serde(default)]
+    pub p95_result_age_ms: Option<f64>,
 }
 
 /// How many recent model-run latencies the p95 covers.
@@ -100,6 +105,8 @@ pub struct CameraAnalyzer {
     last_clock: Option<(Duration, time::OffsetDateTime)>,
     /// Recent model-run latencies for the p95 in [`CameraStats`].
     recent_ms: std::collections::VecDeque<f64>,
+    /// Recent result ages (frame arrival → result) for the p95 in [`CameraStats`].
+    recent_age_ms: std::collections::VecDeque<f64>,
     /// The last analysed frame, privacy masks already applied (live snapshots).
     last_frame: Option<AnalysisFrame>,
 }
@@ -137,6 +144,7 @@ impl CameraAnalyzer {
             last_detections: Vec::new(),
             last_clock: None,
             recent_ms: std::collections::VecDeque::with_capacity(LATENCY_WINDOW),
+            recent_age_ms: std::collections::VecDeque::with_capacity(LATENCY_WINDOW),
             last_frame: None,
         })
     }
@@ -240,6 +248,12 @@ impl CameraAnalyzer {
         };
         let out = self.events.step(self.tracker.tracks(), gone, &mut ctx);
         self.stats.events_started = self.events.started();
+        let age_ms = (time::OffsetDateTime::now_utc() - frame.wall).as_seconds_f64() * 1000.0;
+        if self.recent_age_ms.len() == LATENCY_WINDOW {
+            self.recent_age_ms.pop_front();
+        }
+        self.recent_age_ms.push_back(age_ms.max(0.0));
+        self.stats.p95_result_age_ms = p95(self.recent_age_ms.iter().copied());
         // Masked above (privacy first), so safe to show live.
         self.last_frame = Some(frame);
         Ok(out)
