@@ -214,7 +214,7 @@ SQLite insert); both JSON logs, same clock.
 | --- | --- | --- | --- | --- |
 | event message (start, update, end): agent spool → hub index | $ev_n | $ev_p50 | $ev_p95 | $ev_max |
 | event start: first sighting (decoded frame at the agent, \`start_utc\`) → start message in the hub index | $st_n | $st_p50 | $st_p95 | $st_max |
-| clip availability: post-roll arrived (agent \`Sealing a clip\`, 30 s clips) → verified and stored at the hub | $cl_n | $cl_p50 | $cl_p95 | $cl_max |
+| clip availability: post-roll arrived (agent \`Sealing a clip\`, clips of up to 30 s) → verified and stored at the hub | $cl_n | $cl_p50 | $cl_p95 | $cl_max |
 
 Where an event's time goes before the first sighting: the RTSP jitter buffer (rtspsrc \`latency=200\` ms,
 chosen over the 2 s default: it absorbs LAN jitter, and recording timing comes from RTP timestamps
