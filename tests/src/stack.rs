@@ -72,3 +72,60 @@ pub fn spawn_agent(config: &Path, seconds: u32) -> Result<Proc> {
         );
     Proc::spawn("vigil-agent run", cmd)
 }
+
+/// An agent enrolled for the hub's embedded broker, as `vigil-hub agent add` printed it.
+pub struct EmbeddedEnrolment {
+    /// The agent's private key (`dir/agent.key`).
+    pub key: PathBuf,
+    /// Its public key (`dir/agent.pem`).
+    pub pem: PathBuf,
+    /// The key id the hub recorded.
+    pub key_id: String,
+    /// The `[uplink]` lines (broker URL, username, password) to paste into agent.toml.
+    pub uplink: String,
+}
+
+/// Generates `dir/agent.key`, enrols it as `agent_id` at the hub data dir `data` for an
+/// embedded broker on `broker_url`, and returns what `agent add` printed.
+pub fn enroll_embedded(
+    dir: &Path,
+    data: &Path,
+    agent_id: &str,
+    broker_url: &str,
+) -> Result<EmbeddedEnrolment> {
+    let key = dir.join("agent.key");
+    let pem = dir.join("agent.pem");
+    std::fs::write(&pem, agent::keygen(&key)?)?;
+    let mut add = Command::new(hub_bin()?);
+    add.args([
+        "agent",
+        "add",
+        agent_id,
+        "--broker-url",
+        broker_url,
+        "--public-key",
+    ])
+    .arg(&pem)
+    .arg("--data-dir")
+    .arg(data);
+    let added = crate::run("vigil-hub agent add", add, Duration::from_secs(20))?.ok()?;
+    let uplink = added
+        .stdout
+        .split_once("[uplink]\n")
+        .map(|(_, rest)| rest.to_string())
+        .context("agent add printed no [uplink] lines")?;
+    let key_id = added
+        .stdout
+        .lines()
+        .find_map(|l| {
+            l.split_once(", key id ")
+                .map(|(_, id)| id.trim().to_string())
+        })
+        .context("agent add printed no key id")?;
+    Ok(EmbeddedEnrolment {
+        key,
+        pem,
+        key_id,
+        uplink,
+    })
+}

@@ -8,9 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use vigil_tests::stack::sql;
+use vigil_tests::stack::{enroll_embedded, sql, EmbeddedEnrolment};
 use vigil_tests::{
-    agent, agent_bin, free_port, hub_bin, sample, wait_until, workspace_root, Camsim, Proc,
+    agent_bin, free_port, hub_bin, sample, wait_until, workspace_root, Camsim, Proc,
 };
 
 fn start_hub(config: &Path) -> Result<Proc> {
@@ -32,25 +32,11 @@ fn start_hub(config: &Path) -> Result<Proc> {
 fn hub_outage_with_embedded_broker_loses_nothing_and_duplicates_nothing() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let camsim = Camsim::start(&sample("vtest.mp4")?)?;
-    let key = dir.path().join("agent.key");
-    let pem = agent::keygen(&key)?;
-    let pem_path = dir.path().join("agent.pem");
-    std::fs::write(&pem_path, pem)?;
     let data = dir.path().join("hub");
     let port = free_port()?;
     let url = format!("mqtt://127.0.0.1:{port}");
-    let mut add = Command::new(hub_bin()?);
-    add.args(["agent", "add", "a1", "--broker-url", &url, "--public-key"])
-        .arg(&pem_path)
-        .arg("--data-dir")
-        .arg(&data);
-    let added = vigil_tests::run("vigil-hub agent add", add, Duration::from_secs(20))?.ok()?;
     // The `[uplink]` lines printed by agent add go into agent.toml as they are.
-    let uplink = added
-        .stdout
-        .split_once("[uplink]\n")
-        .map(|(_, rest)| rest.to_string())
-        .context("agent add printed no [uplink] lines")?;
+    let EmbeddedEnrolment { key, uplink, .. } = enroll_embedded(dir.path(), &data, "a1", &url)?;
     let hub_config = dir.path().join("hub.toml");
     std::fs::write(
         &hub_config,

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use vigil_tests::stack::sql;
+use vigil_tests::stack::{enroll_embedded, sql, EmbeddedEnrolment};
 use vigil_tests::{
     agent, agent_bin, free_port, http_get, hub_bin, metric, sample, wait_until, workspace_root,
     Camsim, Finished, Proc,
@@ -33,23 +33,15 @@ fn line<'a>(out: &'a str, prefix: &str) -> Option<&'a str> {
 fn doctor_round_trips_to_the_hub_and_metrics_follow_the_flow() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let camsim = Camsim::start(&sample("vtest.mp4")?)?;
-    let key = dir.path().join("agent.key");
-    let pem_path = dir.path().join("agent.pem");
-    std::fs::write(&pem_path, agent::keygen(&key)?)?;
     let data = dir.path().join("hub");
     let (broker_port, hub_metrics, agent_metrics) = (free_port()?, free_port()?, free_port()?);
-    let mut add = Command::new(hub_bin()?);
-    add.args(["agent", "add", "a1", "--public-key"])
-        .arg(&pem_path)
-        .args(["--broker-url", &format!("mqtt://127.0.0.1:{broker_port}")])
-        .arg("--data-dir")
-        .arg(&data);
-    let added = vigil_tests::run("vigil-hub agent add", add, Duration::from_secs(20))?.ok()?;
-    let uplink = added
-        .stdout
-        .split_once("[uplink]\n")
-        .map(|(_, rest)| rest.to_string())
-        .context("agent add printed no [uplink] lines")?;
+    let broker_url = format!("mqtt://127.0.0.1:{broker_port}");
+    let EmbeddedEnrolment {
+        key,
+        key_id,
+        uplink,
+        ..
+    } = enroll_embedded(dir.path(), &data, "a1", &broker_url)?;
     let hub_config = dir.path().join("hub.toml");
     std::fs::write(
         &hub_config,
@@ -94,14 +86,6 @@ fn doctor_round_trips_to_the_hub_and_metrics_follow_the_flow() -> Result<()> {
 
     // Healthy box: every check passes, the hub answers with this box's key.
     let good = doctor(&config)?;
-    let key_id = added
-        .stdout
-        .lines()
-        .find_map(|l| {
-            l.split_once(", key id ")
-                .map(|(_, id)| id.trim().to_string())
-        })
-        .context("agent add printed no key id")?;
     assert!(
         good.status.success(),
         "doctor failed:\n{}{}",
