@@ -20,28 +20,11 @@ export ORT_DYLIB_PATH="$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1"
 if [ -n "$QUICK" ]; then COSTSECS=10; WINDOW=10; NS="2 4"; else COSTSECS=20; WINDOW=120; NS="16 24 32"; fi
 D="$WORK/capacity"
 mkdir -p "$D"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 TICK=$(getconf CLK_TCK)
 NPROC=$(nproc)
 
-wait_for() {
-    local deadline=$((SECONDS + $1)); shift
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$deadline" ] || { echo "bench: timed out waiting for: $*" >&2; return 1; }
-        sleep 0.1
-    done
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-stats() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'; }
-camsim() {
-    "$BIN/vigil-agent" camsim --file "$1" --port 0 --path /cam > "$D/camsim.$2" 2>/dev/null &
-    CAMSIM_PID=$!
-    pids+=($CAMSIM_PID)
-    wait_for 10 grep -q serving "$D/camsim.$2"
-    CAMSIM_URL=$(awk '/serving/ {print $3}' "$D/camsim.$2")
-}
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 

@@ -19,28 +19,10 @@ ORT="$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1"
 if [ -n "$QUICK" ]; then NCLIPS=3; CLIPSECS=2; EVSECS=20; else NCLIPS=10; CLIPSECS=4; EVSECS=90; fi
 D="$WORK/delivery"
 mkdir -p "$D"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
-    local deadline=$((SECONDS + $1)); shift
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$deadline" ] || { echo "bench: timed out waiting for: $*" >&2; return 1; }
-        sleep 0.05
-    done
-}
-stats() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'; }
 
-# Sample cameras: camsim FILE TAG sets CAMSIM_URL and CAMSIM_PID (no subshell, so cleanup kills it).
-camsim() {
-    "$BIN/vigil-agent" camsim --file "$1" --port 0 --path /cam > "$D/camsim.$2" 2>/dev/null &
-    CAMSIM_PID=$!
-    pids+=($CAMSIM_PID)
-    wait_for 10 grep -q serving "$D/camsim.$2"
-    CAMSIM_URL=$(awk '/serving/ {print $3}' "$D/camsim.$2")
-}
 camsim target/samples/vtest_1080p15.mp4 hd; URL1080=$CAMSIM_URL
 camsim target/samples/vtest.mp4 vt; URLVT=$CAMSIM_URL
 

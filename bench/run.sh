@@ -10,7 +10,9 @@ OUT="${BENCH_OUT:-$ROOT/BENCHMARKS.md}"
 QUICK="${QUICK:-}"
 if [ -n "$QUICK" ]; then SECS=8; RUNS=1; else SECS=30; RUNS=3; fi
 WORK="$(mktemp -d)"
-pids=()
+D="$WORK"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
@@ -19,19 +21,8 @@ cpu_seconds() {
     /usr/bin/time -f '%U %S' -o "$WORK/time" "$@" >/dev/null 2>"$WORK/stderr" || { cat "$WORK/stderr" >&2; return 1; }
     awk '{printf "%.3f\n", $1 + $2}' "$WORK/time"
 }
-# median/min/max of numbers on stdin
-stats() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'; }
 
-# start_camsim FILE TAG: sets CAMSIM_URL. Not in a subshell, so its pid reaches `pids`
-# and cleanup stops it (a camsim left running would load every later figure).
-start_camsim() {
-    "$BIN/vigil-agent" camsim --file "$1" --port 0 --path /cam > "$WORK/camsim.$2" 2>/dev/null &
-    pids+=($!)
-    for _ in $(seq 200); do grep -q serving "$WORK/camsim.$2" 2>/dev/null && break; sleep 0.05; done
-    CAMSIM_URL=$(awk '/serving/ {print $3}' "$WORK/camsim.$2")
-}
-
-start_camsim target/samples/vtest_1080p15.mp4 a
+camsim target/samples/vtest_1080p15.mp4 a
 URL1080=$CAMSIM_URL
 
 # 1. Ingest CPU for one 1080p15 camera: analysis at 5 fps, recording only, vs ffmpeg decode.

@@ -6,6 +6,7 @@
 //! Every wait is on a condition with a deadline (see [`wait`]); nothing sleeps blindly.
 
 pub mod agent;
+pub mod bench;
 pub mod bins;
 pub mod browser;
 pub mod camsim;

@@ -1,0 +1,33 @@
+# Helpers shared by the benchmark scripts (sourced, not run). The caller sets BIN (the
+# binaries) and D (a scratch directory) before calling camsim.
+
+# Processes to stop on exit; `camsim` and the callers append to it.
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# free_port: a loopback TCP port that was free a moment ago.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_for SECONDS CMD...: until CMD succeeds, or fail naming it.
+wait_for() {
+    local deadline=$((SECONDS + $1)); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || { echo "bench: timed out waiting for: $*" >&2; return 1; }
+        sleep 0.05
+    done
+}
+
+# stats: "median min max" of the numbers on stdin.
+stats() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'; }
+
+# camsim FILE TAG: a sample camera on a free port; sets CAMSIM_URL and CAMSIM_PID. Not run
+# in a subshell, so its pid reaches `pids` and cleanup stops it (a camera left running
+# would load every later figure).
+camsim() {
+    "$BIN/vigil-agent" camsim --file "$1" --port 0 --path /cam > "$D/camsim.$2" 2>/dev/null &
+    CAMSIM_PID=$!
+    pids+=($CAMSIM_PID)
+    wait_for 10 grep -q serving "$D/camsim.$2"
+    CAMSIM_URL=$(awk '/serving/ {print $3}' "$D/camsim.$2")
+}
