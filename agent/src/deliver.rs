@@ -41,10 +41,12 @@ pub fn deliver(
     timeout: Duration,
     shutdown: Arc<AtomicBool>,
 ) -> anyhow::Result<DeliverSummary> {
-    let uplink = config
-        .uplink
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("{}: no [uplink] table; nothing to deliver to", "config"))?;
+    let uplink = config.uplink.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "the config has no [uplink] table, so there is no hub to deliver to; add the \
+                 [uplink] lines `vigil-hub agent add` printed (see config/agent.example.toml)"
+        )
+    })?;
     let outbox = Arc::new(Outbox::open(&config.outbox_dir, config.outbox.max_bytes)?);
     let start_stats = outbox.stats();
     let started = Instant::now();
@@ -94,4 +96,30 @@ pub fn deliver(
         connected_ms: connected_at
             .map(|t| (started + elapsed).saturating_duration_since(t).as_millis() as u64),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_an_uplink_it_says_what_to_add_and_touches_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let outbox = dir.path().join("outbox");
+        let config: AgentConfig = toml::from_str(&format!(
+            "agent_id = \"a1\"\noutbox_dir = {outbox:?}\n[[cameras]]\nid = \"cam1\"\nurl = \"rtsp://127.0.0.1:9/x\"\n"
+        ))
+        .expect("config parses");
+        let err = deliver(
+            &config,
+            Duration::from_secs(1),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .expect_err("no uplink");
+        assert!(err.to_string().contains("[uplink]"), "{err}");
+        assert!(
+            !outbox.exists(),
+            "the outbox was created although nothing can be delivered"
+        );
+    }
 }
