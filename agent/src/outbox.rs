@@ -316,7 +316,7 @@ impl Outbox {
             OffsetDateTime::now_utc().unix_timestamp_nanos(),
             msg.event.camera_id,
             msg.event.id,
-            format!("{:?}", msg.phase).to_lowercase()
+            msg.phase.as_str()
         );
         write_durable(&self.dir.join("events"), &name, &bytes)?;
         self.notify_new_entry();

@@ -343,14 +343,7 @@ fn on_event(
 ) -> anyhow::Result<()> {
     let e = &msg.event;
     outbox.put_event(msg)?;
-    counters.event(
-        &e.camera_id,
-        match msg.phase {
-            EventPhase::Start => "start",
-            EventPhase::Update => "update",
-            EventPhase::End => "end",
-        },
-    );
+    counters.event(&e.camera_id, msg.phase.as_str());
     tracing::info!(camera = %e.camera_id, event = %e.id, label = %e.label, phase = ?msg.phase, "Event");
     if msg.phase != EventPhase::End {
         return Ok(());

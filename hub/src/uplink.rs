@@ -150,25 +150,20 @@ pub async fn run(
             .await
             .context("the ingest task panicked")?;
             ingest = ingest_back;
-            if let Some((t, ack)) = out.ack {
-                match serde_json::to_vec(&ack) {
-                    Ok(body) => {
-                        if let Err(e) = worker_client
-                            .publish(t, QoS::AtLeastOnce, false, body)
-                            .await
-                        {
-                            tracing::warn!(error = %e, "Cannot queue an ack");
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "Cannot encode an ack"),
+            // The clip ack (encoded here) and any other reply go out the same way.
+            let ack = out.ack.and_then(|(t, ack)| match serde_json::to_vec(&ack) {
+                Ok(body) => Some((t, body)),
+                Err(e) => {
+                    tracing::error!(error = %e, "Cannot encode an ack");
+                    None
                 }
-            }
-            if let Some((t, body)) = out.reply {
+            });
+            for (t, body) in ack.into_iter().chain(out.reply) {
                 if let Err(e) = worker_client
                     .publish(t, QoS::AtLeastOnce, false, body)
                     .await
                 {
-                    tracing::warn!(error = %e, "Cannot queue a reply");
+                    tracing::warn!(error = %e, "Cannot queue an ack or reply");
                 }
             }
             if let Err(e) = worker_client.ack(&p).await {

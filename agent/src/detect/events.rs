@@ -35,6 +35,17 @@ pub enum EventPhase {
     End,
 }
 
+impl EventPhase {
+    /// The wire and file-name spelling: `start`, `update`, `end`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventPhase::Start => "start",
+            EventPhase::Update => "update",
+            EventPhase::End => "end",
+        }
+    }
+}
+
 /// Why an event ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -16,18 +16,18 @@ struct Ping {
 }
 
 /// The reply: `status` is `ok`, `unknown_agent` or `revoked_agent`.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Pong {
+#[derive(Serialize)]
+struct Pong {
     /// The ping's nonce, so the doctor knows the reply is for it.
-    pub nonce: String,
+    nonce: String,
     /// `ok`, `unknown_agent` or `revoked_agent`.
-    pub status: String,
+    status: String,
     /// Id of the key enrolled for the agent (compare with `vigil-agent keygen`'s output).
-    pub key_id: Option<String>,
+    key_id: Option<String>,
     /// What to do when the status is not `ok`.
-    pub reason: Option<String>,
+    reason: Option<String>,
     /// The hub's version.
-    pub hub_version: String,
+    hub_version: String,
 }
 
 impl Ingest {

@@ -35,7 +35,6 @@ use crate::metrics::HubCounters;
 use crate::topic::{self, shorten, Topic};
 
 pub use clip::verify_clip;
-pub use doctor::Pong;
 
 /// The only chunk size contract v1 allows.
 pub const CHUNK_SIZE: u64 = 262_144;
@@ -241,14 +240,15 @@ impl Ingest {
                 out.ack = Some((topic::acks_topic(&agent), ack));
             }
             Topic::Chunk { agent, clip, n } => match self.chunk(&agent, &clip, n, payload) {
-                Ok(Some(a)) => {
+                Ok(ack) => {
                     self.counters.chunk(payload.len() as u64);
-                    if a.status == AckStatus::Stored {
-                        self.counters.clip_stored();
+                    if let Some(a) = ack {
+                        if a.status == AckStatus::Stored {
+                            self.counters.clip_stored();
+                        }
+                        out.ack = Some((topic::acks_topic(&agent), a));
                     }
-                    out.ack = Some((topic::acks_topic(&agent), a))
                 }
-                Ok(None) => self.counters.chunk(payload.len() as u64),
                 Err(r) => {
                     // A verification failure ends the transfer: tell the agent.
                     if matches!(r.code, "verification_failed" | "tamper") {
