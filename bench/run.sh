@@ -75,6 +75,9 @@ WORK="$WORK" RUNS="$RUNS" QUICK="$QUICK" BIN="$BIN" BARE_MS="$bare_med" bash ben
 # 6-7. Delivery: hub ingest throughput vs the raw broker, event latency (bench/delivery.sh).
 WORK="$WORK" RUNS="$RUNS" QUICK="$QUICK" BIN="$BIN" bash bench/delivery.sh > "$WORK/delivery.md"
 
+# 8. Event latency as the camera room sees it: camsim send -> live feed (bench/latency.sh).
+WORK="$WORK" QUICK="$QUICK" BIN="$BIN" bash bench/latency.sh > "$WORK/latency.md"
+
 cat > "$OUT" <<MD
 # Benchmarks
 
@@ -127,5 +130,7 @@ file hash on a second thread while GOPs are walked) plus one ECDSA signature.
 $(cat "$WORK/capacity.md")
 
 $(cat "$WORK/delivery.md")
+
+$(cat "$WORK/latency.md")
 MD
 echo "bench: wrote $OUT" >&2

@@ -388,6 +388,7 @@ fn run(cfg: HubConfig) -> anyhow::Result<()> {
         }
     };
     let web_opts = web_options(&cfg)?;
+    let wake = web_opts.wake.clone();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -416,7 +417,7 @@ fn run(cfg: HubConfig) -> anyhow::Result<()> {
             None => None,
         };
         let mut ingest_stop = stop_rx;
-        let ingest_task = uplink::run(settings, ingest, async move {
+        let ingest_task = uplink::run(settings, ingest, wake, async move {
             let _ = ingest_stop.wait_for(|s| *s).await;
         });
         let signals = async move {

@@ -124,9 +124,12 @@ fn tls_client_config(ca: &std::path::Path) -> anyhow::Result<rustls::ClientConfi
 }
 
 /// Runs the hub's MQTT session until `shutdown` resolves, reconnecting with backoff.
+/// `stored` is notified after every handled message but clip chunks that do not
+/// complete their clip (the web's live poller waits on it).
 pub async fn run(
     settings: BrokerSettings,
     ingest: Ingest,
+    stored: std::sync::Arc<tokio::sync::Notify>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (client, mut eventloop) = AsyncClient::new(settings.options()?, 64);
@@ -150,6 +153,10 @@ pub async fn run(
             .await
             .context("the ingest task panicked")?;
             ingest = ingest_back;
+            // A chunk only changes what the page shows when it completes its clip.
+            if !p.topic.contains("/chunk/") || out.ack.is_some() {
+                stored.notify_one();
+            }
             // The clip ack (encoded here) and any other reply go out the same way.
             let ack = out.ack.and_then(|(t, ack)| match serde_json::to_vec(&ack) {
                 Ok(body) => Some((t, body)),

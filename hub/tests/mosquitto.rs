@@ -111,7 +111,7 @@ async fn fake_agent_delivers_a_clip_through_mosquitto() {
     let (_broker, port) = start_broker(tmp.path());
     let settings = BrokerSettings::from_url(&format!("mqtt://127.0.0.1:{port}")).unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let hub_task = tokio::spawn(uplink::run(settings, hub, async {
+    let hub_task = tokio::spawn(uplink::run(settings, hub, Default::default(), async {
         let _ = stop_rx.await;
     }));
 

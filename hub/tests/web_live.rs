@@ -49,6 +49,47 @@ async fn next_sse<B: AsRef<[u8]> + std::fmt::Debug>(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_wakes_the_live_feed_without_waiting_for_the_tick() {
+    // A poll tick far longer than the deadline: only the wake-up can deliver in time.
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let handle = wake.clone();
+    let hub = TestHub::start(move |o| {
+        o.poll_interval = Duration::from_secs(30);
+        o.wake = handle;
+    })
+    .await;
+    let op = hub.login("op").await;
+    let r = op.req(Method::GET, "/api/live", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut stream = r.bytes_stream();
+    let mut buf = String::new();
+    let idx = hub.index();
+    for i in 0..3 {
+        let id = format!("ev-woken-{i}");
+        idx.insert_event(
+            &id,
+            "start",
+            "agent-1",
+            "cam-1",
+            &event_json(&id, "start", "cam-1", "person", &[], None),
+        )
+        .unwrap();
+        let t0 = Instant::now();
+        wake.notify_one();
+        let v = next_sse(
+            &mut stream,
+            &mut buf,
+            "event",
+            |v| v["id"] == id.as_str(),
+            Duration::from_secs(2),
+        )
+        .await;
+        assert_eq!(v["state"], "ongoing");
+        println!("woken event-to-SSE latency: {:?}", t0.elapsed());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_events_reach_the_page_within_a_second() {
     // The production poll interval, not the fast test one.
     let hub = TestHub::start(|o| o.poll_interval = Duration::from_millis(200)).await;

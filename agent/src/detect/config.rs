@@ -187,6 +187,11 @@ pub struct SnapshotConfig {
     pub quality: u8,
     /// Thumbnail width in pixels (height keeps the aspect). Default 240.
     pub thumbnail_width: u32,
+    /// Snapshot JPEG width limit in pixels; wider frames are scaled down (box and
+    /// `width`/`height` stay in camera pixels). 0 = the frame's own width. Default 1280:
+    /// enough for the operators' page, and a 1080p frame costs half the encoding and
+    /// half the bytes per event message.
+    pub max_width: u32,
 }
 
 impl Default for SnapshotConfig {
@@ -194,6 +199,7 @@ impl Default for SnapshotConfig {
         SnapshotConfig {
             quality: 80,
             thumbnail_width: 240,
+            max_width: 1280,
         }
     }
 }
@@ -333,6 +339,13 @@ impl CameraDetectConfig {
         if !(16..=1920).contains(&self.snapshot.thumbnail_width) {
             p.push(format!(
                 "{key}.snapshot.thumbnail_width is {}; use 16..1920.",
+                self.snapshot.thumbnail_width
+            ));
+        }
+        let mw = self.snapshot.max_width;
+        if mw != 0 && !(self.snapshot.thumbnail_width..=16384).contains(&mw) {
+            p.push(format!(
+                "{key}.snapshot.max_width is {mw}; use 0 (the frame's width) or {}..16384 (at least thumbnail_width).",
                 self.snapshot.thumbnail_width
             ));
         }

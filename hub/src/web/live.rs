@@ -397,6 +397,7 @@ pub async fn run_poller(state: AppState) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = state.opts.wake.notified() => {}
             _ = shutdown.wait_for(|v| *v) => return,
         }
         let fp_old = fingerprint.clone();

@@ -82,6 +82,10 @@ pub struct Options {
     pub login_rate: RateLimit,
     /// How often the live poller looks for new rows. Default 200 ms.
     pub poll_interval: Duration,
+    /// Wakes the live poller before its next tick: `vigil-hub run` hands the same
+    /// handle to its ingest, which notifies it after each stored message, so the page
+    /// does not wait for the tick (rows written by another process still do).
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Default for Options {
@@ -96,6 +100,7 @@ impl Default for Options {
             secure_cookies: false,
             login_rate: RateLimit::default(),
             poll_interval: Duration::from_millis(200),
+            wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         }
     }
 }
