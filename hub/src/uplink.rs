@@ -23,12 +23,16 @@ pub const MAX_PACKET: usize = 2 * 1024 * 1024;
 /// Largest packet the hub's client reads. Larger than any valid message on purpose:
 /// an oversized message from a hostile publisher on an external broker is read and
 /// rejected by ingest (`too_large`, counted) instead of dropping the hub's connection
-/// (rumqttc disconnects on a packet over its limit). At most `INGEST_QUEUE` of them
-/// wait in memory.
+/// (rumqttc disconnects on a packet over its limit).
+///
+/// Messages wait for the ingest task in an unbounded queue: the broker's in-flight
+/// window bounds it (acks are manual and sent after handling; the embedded broker
+/// sends at most 100 unacked, Mosquitto 20 by default). A bounded queue deadlocked
+/// under a burst: the event loop waited for room while the ingest task waited for the
+/// event loop to take its acks, no keep-alive went out, and the broker dropped the
+/// hub's session with the messages in it (`bench/memory.sh` found it: 200 events
+/// spooled, 67 indexed).
 pub const MAX_INCOMING_PACKET: usize = 8 * 1024 * 1024;
-
-/// Messages handed to the ingest task and not yet handled.
-const INGEST_QUEUE: usize = 16;
 
 /// Broker connection settings.
 #[derive(Debug, Clone)]
@@ -139,7 +143,7 @@ pub async fn run(
     eventloop.set_network_options(net);
     let subscribed = settings.subscribed.clone();
     let counters = ingest.counters();
-    let (tx, mut rx) = mpsc::channel::<rumqttc::Publish>(INGEST_QUEUE);
+    let (tx, mut rx) = mpsc::unbounded_channel::<rumqttc::Publish>();
     let worker_client = client.clone();
     let worker = tokio::spawn(async move {
         let mut ingest = ingest;
@@ -212,7 +216,7 @@ pub async fn run(
 async fn poll(
     eventloop: &mut EventLoop,
     client: &AsyncClient,
-    tx: &mpsc::Sender<rumqttc::Publish>,
+    tx: &mpsc::UnboundedSender<rumqttc::Publish>,
     attempt: &mut u32,
     subscribed: Option<&AtomicBool>,
     connected: &AtomicBool,
@@ -244,7 +248,8 @@ async fn poll(
                 .await?;
         }
         Event::Incoming(Packet::Publish(p)) => {
-            tx.send(p).await.context("the ingest task stopped")?;
+            // Never waits: the event loop must keep polling (pings, the ingest's acks).
+            tx.send(p).context("the ingest task stopped")?;
         }
         _ => {}
     }

@@ -43,6 +43,8 @@ pub const MAX_UNACKED_CHUNKS: usize = 8;
 
 /// rumqttc request queue length.
 const REQUEST_QUEUE: usize = 16;
+/// Notes handled between two pumps at most (a pump also runs when none are waiting).
+const MAX_NOTES_PER_PUMP: usize = 4096;
 
 /// How long a shutdown waits for the outbox to drain.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
@@ -174,28 +176,42 @@ pub fn run(
                 break;
             }
         }
+        // Every note that is waiting, then one pump: after an outage thousands of
+        // PubAcks arrive at once, and pumping (listing the outbox) after each was slow.
+        let mut notes = Vec::new();
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Note::Connected) => {
-                tracing::info!(broker = %config.broker, "Uplink connected");
-                stats.connected.store(true, Ordering::Relaxed);
-                stats.connects.fetch_add(1, Ordering::Relaxed);
-                last_error = None;
-                publisher.on_connect();
-            }
-            Ok(Note::Disconnected(e)) => {
-                if publisher.connected() || last_error.as_deref() != Some(e.as_str()) {
-                    tracing::warn!(broker = %config.broker, error = %explain(&e, config), "Uplink not connected to the broker; the outbox keeps everything until the hub acknowledges it");
-                }
-                last_error = Some(e);
-                stats.connected.store(false, Ordering::Relaxed);
-                publisher.on_disconnect();
-            }
-            Ok(Note::Sent(pkid)) => publisher.on_sent(pkid),
-            Ok(Note::PubAck(pkid)) => publisher.on_puback(pkid),
-            Ok(Note::HubAck(a)) => publisher.on_hub_ack(&a),
-            Ok(Note::NewEntry) => {}
+            Ok(note) => notes.push(note),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        while notes.len() < MAX_NOTES_PER_PUMP {
+            match rx.try_recv() {
+                Ok(note) => notes.push(note),
+                Err(_) => break,
+            }
+        }
+        for note in notes {
+            match note {
+                Note::Connected => {
+                    tracing::info!(broker = %config.broker, "Uplink connected");
+                    stats.connected.store(true, Ordering::Relaxed);
+                    stats.connects.fetch_add(1, Ordering::Relaxed);
+                    last_error = None;
+                    publisher.on_connect();
+                }
+                Note::Disconnected(e) => {
+                    if publisher.connected() || last_error.as_deref() != Some(e.as_str()) {
+                        tracing::warn!(broker = %config.broker, error = %explain(&e, config), "Uplink not connected to the broker; the outbox keeps everything until the hub acknowledges it");
+                    }
+                    last_error = Some(e);
+                    stats.connected.store(false, Ordering::Relaxed);
+                    publisher.on_disconnect();
+                }
+                Note::Sent(pkid) => publisher.on_sent(pkid),
+                Note::PubAck(pkid) => publisher.on_puback(pkid),
+                Note::HubAck(a) => publisher.on_hub_ack(&a),
+                Note::NewEntry => {}
+            }
         }
         if publisher.connected() {
             if let Some(live) = &live {

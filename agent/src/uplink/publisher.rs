@@ -1,7 +1,7 @@
 //! The publishing half of the uplink: walks the outbox, publishes, and deletes
 //! on the right acknowledgement. Never blocks on the MQTT request queue.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +66,9 @@ pub(super) struct Publisher {
     unacked_sent: VecDeque<Sent>,
     /// Packet id → what to do on its PubAck.
     in_flight: HashMap<u16, Sent>,
+    /// Outbox files in `unacked_sent` or `in_flight`: `pump` skips them in O(1) (an
+    /// outbox of thousands of events, left by a long outage, made it quadratic).
+    queued: HashSet<PathBuf>,
     /// Chunks published and not yet PubAcked.
     chunks_unacked: usize,
     clip: Option<ClipTransfer>,
@@ -88,6 +91,7 @@ impl Publisher {
             link_down,
             unacked_sent: VecDeque::new(),
             in_flight: HashMap::new(),
+            queued: HashSet::new(),
             chunks_unacked: 0,
             clip: None,
         }
@@ -118,6 +122,9 @@ impl Publisher {
                 if what == Sent::Chunk {
                     self.chunks_unacked += 1;
                 }
+                if let Sent::File(path) = &what {
+                    self.queued.insert(path.clone());
+                }
                 self.unacked_sent.push_back(what);
                 true
             }
@@ -129,6 +136,7 @@ impl Publisher {
         self.connected = true;
         self.unacked_sent.clear();
         self.in_flight.clear();
+        self.queued.clear();
         self.chunks_unacked = 0;
         if let Err(e) = self
             .client
@@ -167,13 +175,17 @@ impl Publisher {
         self.connected = false;
         self.unacked_sent.clear();
         self.in_flight.clear();
+        self.queued.clear();
         self.chunks_unacked = 0;
     }
 
     pub(super) fn on_sent(&mut self, pkid: u16) {
         if let Some(what) = self.unacked_sent.pop_front() {
             if pkid != 0 {
-                self.in_flight.insert(pkid, what);
+                if let Some(Sent::File(old)) = self.in_flight.insert(pkid, what) {
+                    // Not expected (rumqttc reuses an id only after its ack): let it go again.
+                    self.queued.remove(&old);
+                }
             } else if what == Sent::Chunk {
                 self.chunks_unacked = self.chunks_unacked.saturating_sub(1);
             }
@@ -183,6 +195,7 @@ impl Publisher {
     pub(super) fn on_puback(&mut self, pkid: u16) {
         match self.in_flight.remove(&pkid) {
             Some(Sent::File(path)) => {
+                self.queued.remove(&path);
                 self.stats.messages_acked.fetch_add(1, Ordering::Relaxed);
                 // A chain record's signature file goes with it.
                 if path.parent().is_some_and(|p| p.ends_with("records")) {
@@ -225,11 +238,10 @@ impl Publisher {
                 .collect();
             names.sort();
             for path in names {
-                let what = Sent::File(path.clone());
-                if self.unacked_sent.contains(&what) || self.in_flight.values().any(|p| p == &what)
-                {
+                if self.queued.contains(&path) {
                     continue;
                 }
+                let what = Sent::File(path.clone());
                 let Ok(bytes) = std::fs::read(&path) else {
                     continue;
                 };

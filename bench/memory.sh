@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Memory (issue 9, item 5), called by bench/run.sh; prints a Markdown section.
+#  1. Agent RSS with 1, 4 and 16 cameras (768x576@10 camsim sessions, detection at 2 fps,
+#     defaults otherwise), three agents side by side for 10 minutes; RSS from /proc every
+#     10 s. Each camera's pre-event ring (pre_roll + max_clip + 10 s = 75 s of video by
+#     default) fills during the first 75 s, so the baseline is the RSS at 90 s and the
+#     figure is the growth from there to the end.
+#  2. Hub RSS while `vigil-agent deliver` hands it an outbox of 1k signed clips and 10k
+#     event messages (`outbox-fill`) through the embedded broker; baseline: the same
+#     hub idle just before.
+# Env: BIN (release binaries), QUICK, WORK (scratch dir, removed by the caller).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BIN="${BIN:-$ROOT/target/release}"
+WORK="${WORK:?}"
+QUICK="${QUICK:-}"
+if [ -n "$QUICK" ]; then SECS=20; BASE_AT=10; NCLIPS=20; NEVENTS=200; SIZES="1 2"
+else SECS=600; BASE_AT=90; NCLIPS=1000; NEVENTS=10000; SIZES="1 4 16"; fi
+D="$WORK/memory"
+mkdir -p "$D"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+export ORT_DYLIB_PATH="$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1"
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.0f", k / 1024}'; }
+"$BIN/vigil-agent" keygen --key "$D/agent.key" | sed -n '/BEGIN/,$p' > "$D/agent.pem"
+
+# 1. Agents.
+camsim target/samples/vtest.mp4 mem; URL=$CAMSIM_URL
+declare -A apid
+for n in $SIZES; do
+    {
+        echo "agent_id = \"mem$n\""
+        echo "key = \"$D/agent.key\""
+        echo "chain_dir = \"$D/chain-$n\""
+        echo "outbox_dir = \"$D/outbox-$n\""
+        echo "[detect]"
+        echo "model = \"$ROOT/models/yolox_nano.toml\""
+        for i in $(seq "$n"); do
+            printf '[[cameras]]\nid = "cam%s"\nurl = "%s"\ndetect_fps = 2\n' "$i" "$URL"
+        done
+    } > "$D/agent-$n.toml"
+    "$BIN/vigil-agent" run --config "$D/agent-$n.toml" --seconds "$((SECS + 5))" > /dev/null 2> "$D/agent-$n.log" &
+    apid[$n]=$!
+    pids+=($!)
+done
+: > "$D/agent-rss"
+t0=$SECONDS
+while [ $((SECONDS - t0)) -lt "$SECS" ]; do
+    line="$((SECONDS - t0))"
+    for n in $SIZES; do line+=" $(rss_kib "${apid[$n]}")"; done
+    echo "$line" >> "$D/agent-rss"
+    sleep "$([ -n "$QUICK" ] && echo 2 || echo 10)"
+done
+agent_rows=""
+col=2
+for n in $SIZES; do
+    read -r base mid end peak < <(awk -v c="$col" -v b="$BASE_AT" -v s="$SECS" '
+        $1 >= b && base == "" {base = $c}
+        $1 >= b + (s - b) / 2 && mid == "" {mid = $c}
+        {end = $c; if ($c > peak) peak = $c}
+        END {print base, mid, end, peak}' "$D/agent-rss")
+    first=$(awk -v c="$col" 'NR == 1 {print $c}' "$D/agent-rss")
+    growth=$(awk -v b="$base" -v e="$end" 'BEGIN {printf "%+.1f", (e - b) / 1024}')
+    agent_rows+="| $n | $(mib "$first") | $(mib "$base") | $(mib "$mid") | $(mib "$end") | $(mib "$peak") | $growth | $(awk -v b="$base" -v e="$end" 'BEGIN {printf "%.3f", e / b}') |
+"
+    col=$((col + 1))
+done
+for n in $SIZES; do kill "${apid[$n]}" 2>/dev/null || true; wait "${apid[$n]}" 2>/dev/null || true; done
+kill "$CAMSIM_PID" 2>/dev/null || true
+
+# 2. Hub.
+"$BIN/outbox-fill" --file target/samples/vtest.mp4 --key "$D/agent.key" --chain "$D/hub-chain" \
+    --outbox "$D/hub-outbox" --agent-id hubmem --clips "$NCLIPS" --events "$NEVENTS" --gops 1 > "$D/fill.json"
+read -r distinct clip_bytes < <(python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print(f["distinct_clips"], f["clip_bytes"])' "$D/fill.json")
+MQTT_PORT="$(free_port)"
+cat > "$D/hub.toml" <<TOML
+data_dir = "$D/hub"
+[broker]
+mode = "embedded"
+[broker.embedded]
+listen = "127.0.0.1:$MQTT_PORT"
+[web]
+listen = "127.0.0.1:0"
+TOML
+"$BIN/vigil-hub" agent add hubmem --public-key "$D/agent.pem" --config "$D/hub.toml" > "$D/enrol.txt"
+MQTT_PASSWORD="$(awk -F'"' '/^password = / {print $2}' "$D/enrol.txt")"
+"$BIN/vigil-hub" run --config "$D/hub.toml" > "$D/hub.log" 2>&1 &
+HUB_PID=$!
+pids+=($HUB_PID)
+wait_for 20 grep -q "web listening on" "$D/hub.log"
+sleep 2 # settled, idle
+idle=$(rss_kib "$HUB_PID")
+cat > "$D/deliver.toml" <<TOML
+agent_id = "hubmem"
+key = "$D/agent.key"
+chain_dir = "$D/hub-chain"
+outbox_dir = "$D/hub-outbox"
+[uplink]
+broker = "mqtt://127.0.0.1:$MQTT_PORT"
+username = "hubmem"
+password = "$MQTT_PASSWORD"
+[[cameras]]
+id = "cam1"
+url = "rtsp://127.0.0.1:9/unused"
+TOML
+"$BIN/vigil-agent" deliver --config "$D/deliver.toml" --timeout-seconds 900 > "$D/deliver.json" 2> "$D/deliver.log" &
+DPID=$!
+peak=$idle
+while kill -0 "$DPID" 2>/dev/null; do
+    r=$(rss_kib "$HUB_PID"); [ "$r" -gt "$peak" ] && peak=$r
+    sleep 0.5
+done
+wait "$DPID" || { tail -5 "$D/deliver.log" >&2; exit 1; }
+sleep 2
+after=$(rss_kib "$HUB_PID")
+clips_db=$(sqlite3 "$D/hub/index.sqlite" "SELECT count(*) FROM clips")
+events_db=$(sqlite3 "$D/hub/index.sqlite" "SELECT count(*) FROM events")
+[ "$clips_db" = "$NCLIPS" ] || { echo "bench: the hub stored $clips_db of $NCLIPS clips" >&2; exit 1; }
+[ "$events_db" = "$NEVENTS" ] || { echo "bench: the hub indexed $events_db of $NEVENTS event messages" >&2; exit 1; }
+secs=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["elapsed_ms"] / 1000)' "$D/deliver.json")
+
+cat <<MD
+## Memory
+
+### Agent RSS over ${SECS} s (768x576@10 cameras, detection at 2 fps)
+
+Three \`vigil-agent run\` side by side on one camsim (1, 4 and 16 cameras), RSS from \`/proc\` every 10 s.
+Each camera's pre-event ring holds 75 s of video (pre_roll + max_clip + 10 s), so it fills during the
+first 75 s: the baseline is the RSS at ${BASE_AT} s, the figure the change from there to the end.
+
+| cameras | RSS at start, MiB | at ${BASE_AT} s (baseline) | mid-window | end | peak | change baseline → end, MiB | ratio end / baseline |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+${agent_rows}
+### Hub RSS ingesting $NCLIPS clips and $NEVENTS event messages
+
+\`outbox-fill\` (tests/src/bin) seals $NCLIPS clips of one GOP from vtest.mp4 ($distinct distinct windows; repeats are
+stored once, content-addressed, but each has its own manifest, seq, verification and index row; $clip_bytes bytes)
+and $NEVENTS event messages into an outbox; \`vigil-agent deliver\` hands it to \`vigil-hub run\` (embedded broker)
+in $secs s; every clip and event checked in SQLite afterwards.
+
+| what | RSS MiB | ratio to idle |
+| --- | --- | --- |
+| hub idle, just before (baseline) | $(mib "$idle") | 1.00 |
+| peak while ingesting | $(mib "$peak") | $(awk -v a="$peak" -v b="$idle" 'BEGIN {printf "%.2f", a / b}') |
+| 2 s after the outbox is empty | $(mib "$after") | $(awk -v a="$after" -v b="$idle" 'BEGIN {printf "%.2f", a / b}') |
+
+MD
