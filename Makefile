@@ -25,12 +25,12 @@ test: setup
 
 ## demo: sample camera -> agent (detection + a signed clip) -> offline verification
 demo: setup
-	$(CARGO) build --release --bins
+	$(CARGO) build --release --workspace --bins
 	@bash scripts/demo.sh
 
 ## bench: benchmarks under bench/, rewrites BENCHMARKS.md (QUICK=1 for a short run)
 bench: setup
-	$(CARGO) build --release --bins
+	$(CARGO) build --release --workspace --bins
 	@QUICK=$(QUICK) bash bench/run.sh
 
 ## deb: Debian packages for agent and hub into target/debian/ (cargo-deb)

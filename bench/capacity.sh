@@ -17,7 +17,7 @@ QUICK="${QUICK:-}"
 RUNS="${RUNS:-3}"
 BARE_MS="${BARE_MS:?}"
 export ORT_DYLIB_PATH="$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1"
-if [ -n "$QUICK" ]; then COSTSECS=10; WINDOW=10; NS="2 4"; else COSTSECS=20; WINDOW=120; NS="16 24 32"; fi
+if [ -n "$QUICK" ]; then COSTSECS=5; WINDOW=4; NS="2"; WARM=2; else WARM=5; COSTSECS=20; WINDOW=120; NS="16 24 32"; fi
 D="$WORK/capacity"
 mkdir -p "$D"
 # shellcheck source=bench/lib.sh
@@ -94,7 +94,7 @@ for n in $NS; do
     scrape() { curl -sf "http://127.0.0.1:$port/metrics"; }
     streaming() { [ "$(scrape | grep -c 'state="streaming"} 1')" = "$n" ]; }
     wait_for 90 streaming || { tail -20 "$D/box-$n.log" >&2; exit 1; }
-    sleep 5 # every camera past its first GOP, the detector warm
+    sleep "$WARM" # every camera past its first GOP, the detector warm
     scrape > "$D/m0"; a0=$(ticks "$apid"); c0=$(ticks "$BOX_CAMSIM"); r0=$(rss_mib "$apid"); t0=$(date +%s.%N)
     sleep "$(awk -v w="$WINDOW" 'BEGIN {print w / 2}')"
     rmid=$(rss_mib "$apid")

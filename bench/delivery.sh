@@ -16,7 +16,7 @@ WORK="${WORK:?}"
 QUICK="${QUICK:-}"
 RUNS="${RUNS:-3}"
 ORT="$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1"
-if [ -n "$QUICK" ]; then NCLIPS=3; CLIPSECS=2; EVSECS=20; else NCLIPS=10; CLIPSECS=4; EVSECS=90; fi
+if [ -n "$QUICK" ]; then NCLIPS=3; CLIPSECS=2; EVSECS=12; else NCLIPS=10; CLIPSECS=4; EVSECS=90; fi
 D="$WORK/delivery"
 mkdir -p "$D"
 # shellcheck source=bench/lib.sh

@@ -15,7 +15,7 @@ cd "$ROOT"
 BIN="${BIN:-$ROOT/target/release}"
 WORK="${WORK:?}"
 QUICK="${QUICK:-}"
-if [ -n "$QUICK" ]; then SECS=20; BASE_AT=10; NCLIPS=20; NEVENTS=200; SIZES="1 2"
+if [ -n "$QUICK" ]; then SECS=10; BASE_AT=4; NCLIPS=10; NEVENTS=100; SIZES="1 2"
 else SECS=600; BASE_AT=90; NCLIPS=1000; NEVENTS=10000; SIZES="1 4 16"; fi
 D="$WORK/memory"
 mkdir -p "$D"
@@ -126,7 +126,7 @@ cat <<MD
 
 ### Agent RSS over ${SECS} s (768x576@10 cameras, detection at 2 fps)
 
-Three \`vigil-agent run\` side by side on one camsim (1, 4 and 16 cameras), RSS from \`/proc\` every 10 s.
+One \`vigil-agent run\` per size, side by side on one camsim (cameras: ${SIZES// /, }), RSS from \`/proc\` every 10 s.
 Each camera's pre-event ring holds 75 s of video (pre_roll + max_clip + 10 s), so it fills during the
 first 75 s: the baseline is the RSS at ${BASE_AT} s, the figure the change from there to the end.
 

@@ -27,6 +27,6 @@ fn memory_benchmark_quick_mode_prints_real_figures() -> Result<()> {
     let peak = row(&md, "| peak while ingesting")?;
     assert!(num(&idle, 2)? > 1.0, "{idle:?}");
     assert!(num(&peak, 2)? >= num(&idle, 2)?, "{peak:?}");
-    assert!(md.contains("20 clips and 200 event messages"), "{md}");
+    assert!(md.contains("10 clips and 100 event messages"), "{md}");
     Ok(())
 }
