@@ -82,9 +82,10 @@ def summary(name, v):
 
 
 def report(detections, frame_log, sse_log, agent_log, hub_log):
-    # Frames (file index) where a person appears after frames without one.
+    # Frames (file index) where a person appears after at least 3 s (30 frames) without
+    # one: the start of a burst. A single missed detection inside a burst is not one.
     person = [any(d.get("label") == "person" for d in json.loads(l)["detections"]) for l in open(detections)]
-    firsts = {i for i, p in enumerate(person) if p and (i == 0 or not person[i - 1])}
+    firsts = {i for i, p in enumerate(person) if p and not any(person[max(0, i - 30):i])}
     if not firsts:
         sys.exit("sse_latency: the detector finds no person in the footage")
     sends = []
@@ -126,7 +127,7 @@ def report(detections, frame_log, sse_log, agent_log, hub_log):
             rows["sse"].append(at - indexed[eid])
     if not rows["total"]:
         sys.exit(f"sse_latency: no event reached the live feed after any of {len(sends)} bursts")
-    print(f"bursts {len(sends)}")
+    print(f"bursts {len(rows['total'])}")
     for k, v in rows.items():
         print(summary(k, v))
 

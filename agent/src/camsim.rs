@@ -341,6 +341,20 @@ fn feed(
     frame_log: Option<&std::sync::Mutex<std::fs::File>>,
     stop: &AtomicBool,
 ) {
+    // `media-configure` runs before the media's pipeline leaves Null, and a push into an
+    // appsrc below Paused fails (flushing), which ended this thread: under load the first
+    // client of a fresh camsim then got no data at all. Wait for the pipeline first (a
+    // media that is never prepared releases this thread after 30 s).
+    let configured = Instant::now();
+    while !matches!(
+        appsrc.current_state(),
+        gst::State::Paused | gst::State::Playing
+    ) {
+        if stop.load(Ordering::SeqCst) || configured.elapsed() > Duration::from_secs(30) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let start = Instant::now();
     let base = appsrc
         .current_running_time()

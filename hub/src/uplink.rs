@@ -2,7 +2,7 @@
 //! broker session; messages are processed in order by a single ingest task.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,6 +127,22 @@ fn tls_client_config(ca: &std::path::Path) -> anyhow::Result<rustls::ClientConfi
     .with_no_client_auth())
 }
 
+/// Requests (acks, replies, subscribe) waiting for the event loop. Larger than two
+/// in-flight windows so the ingest task never waits on it in practice.
+const REQUEST_QUEUE: usize = 512;
+/// QoS 0 messages (health, snapshots: live, never spooled) waiting for the ingest
+/// beyond which new ones are dropped (counted as `overloaded`): the broker's in-flight
+/// window bounds QoS 1 only.
+const MAX_QUEUED_QOS0: usize = 256;
+/// How long shutdown lets the ingest task finish what it has.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A publish for the ingest task, tagged with the broker connection it came on.
+struct Incoming {
+    generation: u64,
+    publish: rumqttc::Publish,
+}
+
 /// Runs the hub's MQTT session until `shutdown` resolves, reconnecting with backoff.
 /// `stored` is notified after every handled message but clip chunks that do not
 /// complete their clip (the web's live poller waits on it).
@@ -136,18 +152,31 @@ pub async fn run(
     stored: std::sync::Arc<tokio::sync::Notify>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let (client, mut eventloop) = AsyncClient::new(settings.options()?, 64);
+    let (client, mut eventloop) = AsyncClient::new(settings.options()?, REQUEST_QUEUE);
     // Acks are small replies the agent waits for: no Nagle delay on them.
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
     eventloop.set_network_options(net);
     let subscribed = settings.subscribed.clone();
     let counters = ingest.counters();
-    let (tx, mut rx) = mpsc::unbounded_channel::<rumqttc::Publish>();
+    // Bumped when a connection fails and at every ConnAck: a message's PubAck is only
+    // sent on the connection it came on (a broker refuses acks for packet ids it never
+    // sent on this session, and a clean session redelivers nothing anyway).
+    let generation = Arc::new(AtomicU64::new(0));
+    let queued_qos0 = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Incoming>();
     let worker_client = client.clone();
-    let worker = tokio::spawn(async move {
+    let (worker_generation, worker_qos0) = (generation.clone(), queued_qos0.clone());
+    let mut worker = tokio::spawn(async move {
         let mut ingest = ingest;
-        while let Some(p) = rx.recv().await {
+        while let Some(Incoming {
+            generation: gen,
+            publish: p,
+        }) = rx.recv().await
+        {
+            if p.qos == QoS::AtMostOnce {
+                worker_qos0.fetch_sub(1, Ordering::Relaxed);
+            }
             let topic = p.topic.clone();
             let payload = p.payload.clone();
             let (ingest_back, out) = tokio::task::spawn_blocking(move || {
@@ -177,20 +206,40 @@ pub async fn run(
                     tracing::warn!(error = %e, "Cannot queue an ack or reply");
                 }
             }
-            if let Err(e) = worker_client.ack(&p).await {
-                tracing::warn!(error = %e, "Cannot ack a message to the broker");
+            if p.qos != QoS::AtMostOnce && gen == worker_generation.load(Ordering::SeqCst) {
+                if let Err(e) = worker_client.ack(&p).await {
+                    tracing::warn!(error = %e, "Cannot ack a message to the broker");
+                }
             }
         }
         anyhow::Ok(())
     });
     tokio::pin!(shutdown);
     let mut attempt: u32 = 0;
+    let session = Session {
+        client: &client,
+        tx: &tx,
+        subscribed: subscribed.as_deref(),
+        connected: &counters.broker_connected,
+        generation: &generation,
+        queued_qos0: &queued_qos0,
+        counters: &counters,
+    };
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            r = poll(&mut eventloop, &client, &tx, &mut attempt, subscribed.as_deref(), &counters.broker_connected) => {
+            r = &mut worker => {
+                // The ingest task only ends on an error: stop, do not spin on a dead queue.
+                return match r {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("the ingest task stopped")),
+                    Ok(Err(e)) => Err(e.context("the ingest task failed")),
+                    Err(e) => Err(anyhow::anyhow!("the ingest task panicked: {e}")),
+                };
+            }
+            r = session.poll(&mut eventloop, &mut attempt) => {
                 crate::service::beat();
                 if let Err(e) = r {
+                    generation.fetch_add(1, Ordering::SeqCst);
                     if let Some(s) = &subscribed {
                         s.store(false, Ordering::SeqCst);
                     }
@@ -206,52 +255,106 @@ pub async fn run(
             }
         }
     }
+    // Let the ingest task finish what it has, keeping the event loop polled so its acks
+    // and replies go out (nothing else reads the request queue), within a grace period.
     drop(tx);
-    let _ = client.disconnect().await;
-    worker.await.context("the ingest task failed")??;
-    Ok(())
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        loop {
+            tokio::select! {
+                r = &mut worker => break r,
+                ev = eventloop.poll() => if ev.is_err() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+    .await;
+    let result = match drained {
+        Ok(Ok(r)) => r.context("the ingest task failed"),
+        Ok(Err(e)) => Err(anyhow::anyhow!("the ingest task panicked: {e}")),
+        Err(_) => {
+            // Unacked messages are redelivered (persistent session) or were never acked.
+            tracing::warn!(
+                "The ingest task did not finish in time; leaving the rest to the broker"
+            );
+            worker.abort();
+            Ok(())
+        }
+    };
+    if client.try_disconnect().is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Ok(ev) = eventloop.poll().await {
+                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    result
 }
 
-/// Polls one event; subscribes on every ConnAck and forwards publishes.
-async fn poll(
-    eventloop: &mut EventLoop,
-    client: &AsyncClient,
-    tx: &mpsc::UnboundedSender<rumqttc::Publish>,
-    attempt: &mut u32,
-    subscribed: Option<&AtomicBool>,
-    connected: &AtomicBool,
-) -> anyhow::Result<()> {
-    match eventloop.poll().await? {
-        Event::Incoming(Packet::SubAck(a)) => {
-            if a.return_codes
-                .iter()
-                .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-            {
-                anyhow::bail!("the broker refused a subscription");
+/// What [`Session::poll`] needs besides the event loop.
+struct Session<'a> {
+    client: &'a AsyncClient,
+    tx: &'a mpsc::UnboundedSender<Incoming>,
+    subscribed: Option<&'a AtomicBool>,
+    connected: &'a AtomicBool,
+    generation: &'a AtomicU64,
+    queued_qos0: &'a AtomicUsize,
+    counters: &'a crate::metrics::HubCounters,
+}
+
+impl Session<'_> {
+    /// Polls one event; subscribes on every ConnAck and forwards publishes. Never
+    /// waits on anything but the network: the ingest task depends on this loop.
+    async fn poll(&self, eventloop: &mut EventLoop, attempt: &mut u32) -> anyhow::Result<()> {
+        match eventloop.poll().await? {
+            Event::Incoming(Packet::SubAck(a)) => {
+                if a.return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                {
+                    anyhow::bail!("the broker refused a subscription");
+                }
+                // Every filter went in one SUBSCRIBE after ConnAck: its SubAck means listening.
+                if let Some(s) = self.subscribed {
+                    s.store(true, Ordering::SeqCst);
+                }
+                self.connected.store(true, Ordering::Relaxed);
             }
-            // Every filter went in one SUBSCRIBE after ConnAck: its SubAck means listening.
-            if let Some(s) = subscribed {
-                s.store(true, Ordering::SeqCst);
+            Event::Incoming(Packet::ConnAck(_)) => {
+                *attempt = 0;
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                tracing::info!("Connected to the broker");
+                // One SUBSCRIBE for every filter, so one SubAck means "listening".
+                self.client
+                    .try_subscribe_many(
+                        SUBSCRIPTIONS.iter().map(|t| {
+                            rumqttc::SubscribeFilter::new(t.to_string(), QoS::AtLeastOnce)
+                        }),
+                    )
+                    .context("cannot queue the subscriptions")?;
             }
-            connected.store(true, Ordering::Relaxed);
+            Event::Incoming(Packet::Publish(p)) => {
+                if p.qos == QoS::AtMostOnce {
+                    if self.queued_qos0.load(Ordering::Relaxed) >= MAX_QUEUED_QOS0 {
+                        let n = self.counters.rejected("overloaded");
+                        tracing::warn!(topic = %p.topic, dropped = n, "Live message dropped: the ingest is behind");
+                        return Ok(());
+                    }
+                    self.queued_qos0.fetch_add(1, Ordering::Relaxed);
+                }
+                let generation = self.generation.load(Ordering::SeqCst);
+                self.tx
+                    .send(Incoming {
+                        generation,
+                        publish: p,
+                    })
+                    .context("the ingest task stopped")?;
+            }
+            _ => {}
         }
-        Event::Incoming(Packet::ConnAck(_)) => {
-            *attempt = 0;
-            tracing::info!("Connected to the broker");
-            // One SUBSCRIBE for every filter, so one SubAck means "listening".
-            client
-                .subscribe_many(
-                    SUBSCRIPTIONS
-                        .iter()
-                        .map(|t| rumqttc::SubscribeFilter::new(t.to_string(), QoS::AtLeastOnce)),
-                )
-                .await?;
-        }
-        Event::Incoming(Packet::Publish(p)) => {
-            // Never waits: the event loop must keep polling (pings, the ingest's acks).
-            tx.send(p).context("the ingest task stopped")?;
-        }
-        _ => {}
+        Ok(())
     }
-    Ok(())
 }

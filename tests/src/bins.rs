@@ -111,8 +111,3 @@ pub fn sample(name: &str) -> Result<PathBuf> {
     }
     Ok(path)
 }
-
-/// Path to `outbox-fill` (tests/src/bin: an outbox of signed clips and events), built if needed.
-pub fn outbox_fill_bin() -> Result<PathBuf> {
-    bin("outbox-fill")
-}

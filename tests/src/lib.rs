@@ -22,9 +22,7 @@ pub mod stack;
 pub mod tls;
 pub mod wait;
 
-pub use bins::{
-    agent_bin, ensure_built, hub_bin, outbox_fill_bin, sample, verify_bin, workspace_root,
-};
+pub use bins::{agent_bin, ensure_built, hub_bin, sample, verify_bin, workspace_root};
 pub use camsim::Camsim;
 pub use mosquitto::Mosquitto;
 pub use net::{free_port, http_get, metric, JunkServer};

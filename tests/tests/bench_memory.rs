@@ -20,7 +20,10 @@ fn memory_benchmark_quick_mode_prints_real_figures() -> Result<()> {
     for cameras in ["| 1 |", "| 2 |"] {
         let r = row(&md, cameras)?;
         let (baseline, end) = (num(&r, 3)?, num(&r, 5)?);
-        assert!(baseline > 10.0 && end > 10.0, "an agent's RSS is tens of MiB: {r:?}");
+        assert!(
+            baseline > 10.0 && end > 10.0,
+            "an agent's RSS is tens of MiB: {r:?}"
+        );
         assert!(num(&r, 8)? > 0.0, "{r:?}");
     }
     let idle = row(&md, "| hub idle")?;

@@ -180,15 +180,23 @@ impl Publisher {
     }
 
     pub(super) fn on_sent(&mut self, pkid: u16) {
-        if let Some(what) = self.unacked_sent.pop_front() {
-            if pkid != 0 {
-                if let Some(Sent::File(old)) = self.in_flight.insert(pkid, what) {
-                    // Not expected (rumqttc reuses an id only after its ack): let it go again.
-                    self.queued.remove(&old);
-                }
-            } else if what == Sent::Chunk {
-                self.chunks_unacked = self.chunks_unacked.saturating_sub(1);
+        let Some(what) = self.unacked_sent.pop_front() else {
+            return;
+        };
+        // What leaves the books without a PubAck to wait for (QoS 0, or an entry pushed
+        // out by a reused packet id, which rumqttc should never do): a file goes again
+        // on the next pump, a chunk frees its window slot.
+        let released = if pkid == 0 {
+            Some(what)
+        } else {
+            self.in_flight.insert(pkid, what)
+        };
+        match released {
+            Some(Sent::File(path)) => {
+                self.queued.remove(&path);
             }
+            Some(Sent::Chunk) => self.chunks_unacked = self.chunks_unacked.saturating_sub(1),
+            Some(Sent::Other) | None => {}
         }
     }
 

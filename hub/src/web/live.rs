@@ -387,6 +387,9 @@ fn cameras_fingerprint(conn: &Connection) -> rusqlite::Result<String> {
     Ok(parts.join("|"))
 }
 
+/// How long a woken poller waits for more wake-ups before it polls.
+const WAKE_COALESCE: Duration = Duration::from_millis(5);
+
 /// The poller task: runs until the server shuts down.
 pub async fn run_poller(state: AppState) {
     let mut tick = tokio::time::interval(state.opts.poll_interval);
@@ -395,10 +398,15 @@ pub async fn run_poller(state: AppState) {
     let mut failing = false;
     let mut shutdown = state.shutdown.clone();
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = state.opts.wake.notified() => {}
+        let woken = tokio::select! {
+            _ = tick.tick() => false,
+            _ = state.opts.wake.notified() => true,
             _ = shutdown.wait_for(|v| *v) => return,
+        };
+        if woken {
+            // A burst of stored messages is one poll, not one each (every poll takes
+            // the write lock the ingest needs): coalesce for a few ms.
+            tokio::time::sleep(WAKE_COALESCE).await;
         }
         let fp_old = fingerprint.clone();
         let res = state
