@@ -42,25 +42,13 @@ pids+=($!)
 wait_for 10 grep -q serving "$D/camsim.out"
 URL=$(awk '/serving/ {print $3}' "$D/camsim.out")
 
-MQTT_PORT="$(free_port)"
-cat > "$D/hub.toml" <<TOML
-data_dir = "$D/hub"
-[broker]
-mode = "embedded"
-[broker.embedded]
-listen = "127.0.0.1:$MQTT_PORT"
-[web]
-listen = "127.0.0.1:0"
-TOML
 "$BIN/vigil-agent" keygen --key "$D/agent.key" | sed -n '/BEGIN/,$p' > "$D/agent.pem"
-"$BIN/vigil-hub" agent add bench --public-key "$D/agent.pem" --config "$D/hub.toml" > "$D/enrol.txt"
-MQTT_PASSWORD="$(awk -F'"' '/^password = / {print $2}' "$D/enrol.txt")"
-printf 'bench-password-1\n' | "$BIN/vigil-hub" user add bench --role operator --config "$D/hub.toml" > /dev/null
-RUST_LOG=info,vigil_hub::ingest=debug "$BIN/vigil-hub" --log-format json run --config "$D/hub.toml" > "$D/hub.log" 2>&1 &
-HUB_PID=$!
-pids+=($HUB_PID)
-wait_for 20 grep -q "web listening on" "$D/hub.log"
-WEB_PORT=$(sed -n 's/.*web listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$D/hub.log" | head -1)
+# The operator the live-feed client logs in as exists before the hub starts.
+mkdir -p "$D/hub"
+printf 'bench-password-1\n' | "$BIN/vigil-hub" user add bench --role operator --data-dir "$D/hub" > /dev/null
+export RUST_LOG=info,vigil_hub::ingest=debug # the hub's "Indexed an event" lines
+embedded_hub "$D" bench "$D/agent.pem" --log-format json
+unset RUST_LOG
 
 python3 bench/sse_latency.py listen 127.0.0.1 "$WEB_PORT" bench bench-password-1 "$D/sse.jsonl" "$((SECS + 5))" \
     > "$D/sse.out" 2> "$D/sse.err" &

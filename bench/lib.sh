@@ -31,3 +31,20 @@ camsim() {
     wait_for 10 grep -q serving "$D/camsim.$2"
     CAMSIM_URL=$(awk '/serving/ {print $3}' "$D/camsim.$2")
 }
+
+# embedded_hub DIR AGENT_ID PEM [HUB_ARGS...]: `vigil-hub run` on DIR/hub with its embedded
+# broker on a free port and the web on a free port, AGENT_ID enrolled with PEM. Sets
+# HUB_PID, MQTT_PORT, MQTT_PASSWORD and WEB_PORT; the hub logs to DIR/hub.log.
+embedded_hub() {
+    local dir=$1 agent=$2 pem=$3; shift 3
+    MQTT_PORT="$(free_port)"
+    printf 'data_dir = "%s/hub"\n[broker]\nmode = "embedded"\n[broker.embedded]\nlisten = "127.0.0.1:%s"\n[web]\nlisten = "127.0.0.1:0"\n' \
+        "$dir" "$MQTT_PORT" > "$dir/hub.toml"
+    "$BIN/vigil-hub" agent add "$agent" --public-key "$pem" --config "$dir/hub.toml" > "$dir/enrol.txt"
+    MQTT_PASSWORD="$(awk -F'"' '/^password = / {print $2}' "$dir/enrol.txt")"
+    "$BIN/vigil-hub" "$@" run --config "$dir/hub.toml" > "$dir/hub.log" 2>&1 &
+    HUB_PID=$!
+    pids+=($HUB_PID)
+    wait_for 20 grep -q "web listening on" "$dir/hub.log"
+    WEB_PORT=$(sed -n 's/.*web listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$dir/hub.log" | head -1)
+}

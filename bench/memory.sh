@@ -74,22 +74,7 @@ kill "$CAMSIM_PID" 2>/dev/null || true
 "$BIN/outbox-fill" --file target/samples/vtest.mp4 --key "$D/agent.key" --chain "$D/hub-chain" \
     --outbox "$D/hub-outbox" --agent-id hubmem --clips "$NCLIPS" --events "$NEVENTS" --gops 1 > "$D/fill.json"
 read -r distinct clip_bytes < <(python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print(f["distinct_clips"], f["clip_bytes"])' "$D/fill.json")
-MQTT_PORT="$(free_port)"
-cat > "$D/hub.toml" <<TOML
-data_dir = "$D/hub"
-[broker]
-mode = "embedded"
-[broker.embedded]
-listen = "127.0.0.1:$MQTT_PORT"
-[web]
-listen = "127.0.0.1:0"
-TOML
-"$BIN/vigil-hub" agent add hubmem --public-key "$D/agent.pem" --config "$D/hub.toml" > "$D/enrol.txt"
-MQTT_PASSWORD="$(awk -F'"' '/^password = / {print $2}' "$D/enrol.txt")"
-"$BIN/vigil-hub" run --config "$D/hub.toml" > "$D/hub.log" 2>&1 &
-HUB_PID=$!
-pids+=($HUB_PID)
-wait_for 20 grep -q "web listening on" "$D/hub.log"
+embedded_hub "$D" hubmem "$D/agent.pem"
 sleep 2 # settled, idle
 idle=$(rss_kib "$HUB_PID")
 cat > "$D/deliver.toml" <<TOML

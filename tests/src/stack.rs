@@ -129,3 +129,18 @@ pub fn enroll_embedded(
         uplink,
     })
 }
+
+/// `vigil-hub run --config CONFIG` (its embedded broker; the web on a free port), returned
+/// once the broker listens.
+pub fn spawn_embedded_hub(config: &Path) -> Result<Proc> {
+    let mut cmd = Command::new(hub_bin()?);
+    cmd.args(["run", "--web-listen", "127.0.0.1:0", "--config"])
+        .arg(config);
+    let mut hub = Proc::spawn("vigil-hub run", cmd)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !hub
+        .next_line(deadline.saturating_duration_since(std::time::Instant::now()))?
+        .contains("broker listening on")
+    {}
+    Ok(hub)
+}

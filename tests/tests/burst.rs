@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use vigil_tests::stack::{enroll_embedded, sql, EmbeddedEnrolment};
-use vigil_tests::{agent_bin, free_port, hub_bin, sample, Proc};
+use vigil_tests::{agent_bin, free_port, sample};
 
 const EVENTS: u32 = 1500;
 const CLIPS: u32 = 5;
@@ -48,15 +48,7 @@ fn every_message_of_a_burst_is_indexed() -> Result<()> {
         &hub_config,
         format!("data_dir = {data:?}\n[broker.embedded]\nlisten = \"127.0.0.1:{port}\"\n"),
     )?;
-    let mut cmd = Command::new(hub_bin()?);
-    cmd.args(["run", "--web-listen", "127.0.0.1:0", "--config"])
-        .arg(&hub_config);
-    let mut hub = Proc::spawn("vigil-hub run", cmd)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !hub
-        .next_line(deadline.saturating_duration_since(Instant::now()))?
-        .contains("broker listening on")
-    {}
+    let hub = vigil_tests::stack::spawn_embedded_hub(&hub_config)?;
 
     let agent_config = dir.path().join("agent.toml");
     std::fs::write(

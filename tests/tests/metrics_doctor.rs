@@ -5,13 +5,13 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use vigil_tests::stack::{enroll_embedded, sql, EmbeddedEnrolment};
 use vigil_tests::{
-    agent, agent_bin, free_port, http_get, hub_bin, metric, sample, wait_until, workspace_root,
-    Camsim, Finished, Proc,
+    agent, agent_bin, free_port, http_get, metric, sample, wait_until, workspace_root, Camsim,
+    Finished, Proc,
 };
 
 fn doctor(config: &Path) -> Result<Finished> {
@@ -50,15 +50,7 @@ fn doctor_round_trips_to_the_hub_and_metrics_follow_the_flow() -> Result<()> {
              [metrics]\nlisten = \"127.0.0.1:{hub_metrics}\"\n"
         ),
     )?;
-    let mut cmd = Command::new(hub_bin()?);
-    cmd.args(["run", "--web-listen", "127.0.0.1:0", "--config"])
-        .arg(&hub_config);
-    let mut hub = Proc::spawn("vigil-hub run", cmd)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !hub
-        .next_line(deadline.saturating_duration_since(Instant::now()))?
-        .contains("broker listening on")
-    {}
+    let mut hub = vigil_tests::stack::spawn_embedded_hub(&hub_config)?;
     vigil_tests::net::wait_for_tcp(hub_metrics, Duration::from_secs(10))?;
 
     let write_config = |name: &str, key: &Path, uplink: &str, extra: &str| -> Result<_> {
