@@ -26,7 +26,7 @@ TICK=$(getconf CLK_TCK)
 NPROC=$(nproc)
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+rss_mib() { mib "$(rss_kib "$1")"; }
 
 # agent_config FILE N URL FPS [METRICS_PORT]
 agent_config() {

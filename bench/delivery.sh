@@ -117,18 +117,9 @@ ORT_DYLIB_PATH="$ORT" "$BIN/vigil-agent" --log-format json run --config "$D/run.
 sleep 1 # the last events' messages are on their way; the hub log is read after
 stop "$HUB_PID"
 read -r ev_n ev_p50 ev_p95 ev_max st_n st_p50 st_p95 st_max cl_n cl_p50 cl_p95 cl_max < <(python3 - "$D/agentev.log" "$D/hubev.log" "$D/hubev/index.sqlite" <<'PY'
-import json, sys
-from datetime import datetime
-def ts(s):
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-def lines(path):
-    for l in open(path):
-        l = l.strip()
-        if l.startswith("{"):
-            try:
-                yield json.loads(l)
-            except ValueError:
-                pass
+import sys
+sys.path.insert(0, "bench")
+from benchlog import json_lines as lines, summary, ts_ms as ts
 sent = {}
 for o in lines(sys.argv[1]):
     f = o.get("fields", {})
@@ -140,7 +131,7 @@ for o in lines(sys.argv[2]):
     if f.get("message") == "Indexed an event":
         k = (f["event"], f["phase"])
         if k in sent:
-            lat.append((ts(o["timestamp"]) - sent[k]) * 1000)
+            lat.append(ts(o["timestamp"]) - sent[k])
 import sqlite3
 db = sqlite3.connect(sys.argv[3])
 # First sighting (the decoded frame's wall time at the agent) -> start message indexed.
@@ -156,18 +147,12 @@ clip_lat = []
 for o in lines(sys.argv[2]):
     f = o.get("fields", {})
     if f.get("message") == "Indexed an event" and f["phase"] == "start" and f["event"] in first:
-        start_lat.append((ts(o["timestamp"]) - first[f["event"]]) * 1000)
+        start_lat.append(ts(o["timestamp"]) - first[f["event"]])
     if f.get("message") == "Stored a verified clip" and f["clip"] in sealing:
-        clip_lat.append((ts(o["timestamp"]) - sealing[f["clip"]]) * 1000)
-def summary(v):
-    v = sorted(v)
-    if not v:
-        return ["0", "nan", "nan", "nan"]
-    q = lambda p: v[min(len(v) - 1, int(round(p * (len(v) - 1))))]
-    return [str(len(v)), f"{q(0.5):.1f}", f"{q(0.95):.1f}", f"{v[-1]:.1f}"]
+        clip_lat.append(ts(o["timestamp"]) - sealing[f["clip"]])
 if not lat:
     sys.exit("bench: no event reached the hub")
-print(*summary(lat), *summary(start_lat), *summary(clip_lat))
+print(*summary(lat, 1), *summary(start_lat, 1), *summary(clip_lat, 1))
 PY
 )
 

@@ -18,6 +18,11 @@ wait_for() {
     done
 }
 
+# rss_kib PID: the process's resident set in KiB (0 once it is gone).
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# mib KIB: whole MiB.
+mib() { awk -v k="$1" 'BEGIN {printf "%.0f", k / 1024}'; }
+
 # stats: "median min max" of the numbers on stdin.
 stats() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'; }
 

@@ -22,8 +22,6 @@ mkdir -p "$D"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 export ORT_DYLIB_PATH="$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1"
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-mib() { awk -v k="$1" 'BEGIN {printf "%.0f", k / 1024}'; }
 "$BIN/vigil-agent" keygen --key "$D/agent.key" | sed -n '/BEGIN/,$p' > "$D/agent.pem"
 
 # 1. Agents.

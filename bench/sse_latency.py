@@ -15,7 +15,8 @@ import http.client
 import json
 import sys
 import time
-from datetime import datetime
+
+from benchlog import json_lines, summary, ts_ms
 
 
 def listen(host, port, user, password, out, seconds):
@@ -59,26 +60,8 @@ def listen(host, port, user, password, out, seconds):
                 name, data = "message", []
 
 
-def ts_ms(s):
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1000
-
-
-def json_lines(path):
-    for line in open(path):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                yield json.loads(line)
-            except ValueError:
-                pass
-
-
-def summary(name, v):
-    v = sorted(v)
-    if not v:
-        return f"{name} 0 nan nan nan"
-    q = lambda p: v[min(len(v) - 1, int(round(p * (len(v) - 1))))]
-    return f"{name} {len(v)} {q(0.5):.0f} {q(0.95):.0f} {v[-1]:.0f}"
+def summary_line(name, v):
+    return " ".join([name] + summary(v, 0))
 
 
 def report(detections, frame_log, sse_log, agent_log, hub_log):
@@ -129,7 +112,7 @@ def report(detections, frame_log, sse_log, agent_log, hub_log):
         sys.exit(f"sse_latency: no event reached the live feed after any of {len(sends)} bursts")
     print(f"bursts {len(rows['total'])}")
     for k, v in rows.items():
-        print(summary(k, v))
+        print(summary_line(k, v))
 
 
 if __name__ == "__main__":

@@ -24,14 +24,6 @@ pub const MAX_PACKET: usize = 2 * 1024 * 1024;
 /// an oversized message from a hostile publisher on an external broker is read and
 /// rejected by ingest (`too_large`, counted) instead of dropping the hub's connection
 /// (rumqttc disconnects on a packet over its limit).
-///
-/// Messages wait for the ingest task in an unbounded queue: the broker's in-flight
-/// window bounds it (acks are manual and sent after handling; the embedded broker
-/// sends at most 100 unacked, Mosquitto 20 by default). A bounded queue deadlocked
-/// under a burst: the event loop waited for room while the ingest task waited for the
-/// event loop to take its acks, no keep-alive went out, and the broker dropped the
-/// hub's session with the messages in it (`bench/memory.sh` found it: 200 events
-/// spooled, 67 indexed).
 pub const MAX_INCOMING_PACKET: usize = 8 * 1024 * 1024;
 
 /// Broker connection settings.
@@ -138,14 +130,23 @@ const MAX_QUEUED_QOS0: usize = 256;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A publish for the ingest task, tagged with the broker connection it came on.
+///
+/// They wait in an unbounded queue: the broker's in-flight window bounds it for QoS 1
+/// (acks are manual and sent after handling; the embedded broker sends at most 100
+/// unacked, Mosquitto 20 by default) and `MAX_QUEUED_QOS0` for QoS 0. A bounded queue
+/// deadlocked under a burst: the event loop waited for room while the ingest task
+/// waited for the event loop to take its acks, no keep-alive went out, and the broker
+/// dropped the hub's session with the messages in it (`bench/memory.sh` found it: 200
+/// events spooled, 67 indexed).
 struct Incoming {
     generation: u64,
     publish: rumqttc::Publish,
 }
 
 /// Runs the hub's MQTT session until `shutdown` resolves, reconnecting with backoff.
-/// `stored` is notified after every handled message but clip chunks that do not
-/// complete their clip (the web's live poller waits on it).
+/// `stored` is notified after every handled message that is not
+/// [`quiet`](crate::ingest::Outcome::quiet)
+/// (the web's live poller waits on it).
 pub async fn run(
     settings: BrokerSettings,
     ingest: Ingest,
@@ -186,8 +187,7 @@ pub async fn run(
             .await
             .context("the ingest task panicked")?;
             ingest = ingest_back;
-            // A chunk only changes what the page shows when it completes its clip.
-            if !p.topic.contains("/chunk/") || out.ack.is_some() {
+            if !out.quiet {
                 stored.notify_one();
             }
             // The clip ack (encoded here) and any other reply go out the same way.
@@ -220,7 +220,6 @@ pub async fn run(
         client: &client,
         tx: &tx,
         subscribed: subscribed.as_deref(),
-        connected: &counters.broker_connected,
         generation: &generation,
         queued_qos0: &queued_qos0,
         counters: &counters,
@@ -230,11 +229,7 @@ pub async fn run(
             _ = &mut shutdown => break,
             r = &mut worker => {
                 // The ingest task only ends on an error: stop, do not spin on a dead queue.
-                return match r {
-                    Ok(Ok(())) => Err(anyhow::anyhow!("the ingest task stopped")),
-                    Ok(Err(e)) => Err(e.context("the ingest task failed")),
-                    Err(e) => Err(anyhow::anyhow!("the ingest task panicked: {e}")),
-                };
+                return joined(r).and(Err(anyhow::anyhow!("the ingest task stopped")));
             }
             r = session.poll(&mut eventloop, &mut attempt) => {
                 crate::service::beat();
@@ -270,8 +265,7 @@ pub async fn run(
     })
     .await;
     let result = match drained {
-        Ok(Ok(r)) => r.context("the ingest task failed"),
-        Ok(Err(e)) => Err(anyhow::anyhow!("the ingest task panicked: {e}")),
+        Ok(r) => joined(r),
         Err(_) => {
             // Unacked messages are redelivered (persistent session) or were never acked.
             tracing::warn!(
@@ -294,12 +288,19 @@ pub async fn run(
     result
 }
 
+/// The ingest task's result once it has ended.
+fn joined(r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    match r {
+        Ok(r) => r.context("the ingest task failed"),
+        Err(e) => Err(anyhow::anyhow!("the ingest task panicked: {e}")),
+    }
+}
+
 /// What [`Session::poll`] needs besides the event loop.
 struct Session<'a> {
     client: &'a AsyncClient,
     tx: &'a mpsc::UnboundedSender<Incoming>,
     subscribed: Option<&'a AtomicBool>,
-    connected: &'a AtomicBool,
     generation: &'a AtomicU64,
     queued_qos0: &'a AtomicUsize,
     counters: &'a crate::metrics::HubCounters,
@@ -321,7 +322,9 @@ impl Session<'_> {
                 if let Some(s) = self.subscribed {
                     s.store(true, Ordering::SeqCst);
                 }
-                self.connected.store(true, Ordering::Relaxed);
+                self.counters
+                    .broker_connected
+                    .store(true, Ordering::Relaxed);
             }
             Event::Incoming(Packet::ConnAck(_)) => {
                 *attempt = 0;

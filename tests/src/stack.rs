@@ -135,7 +135,8 @@ pub fn enroll_embedded(
 pub fn spawn_embedded_hub(config: &Path) -> Result<Proc> {
     let mut cmd = Command::new(hub_bin()?);
     cmd.args(["run", "--web-listen", "127.0.0.1:0", "--config"])
-        .arg(config);
+        .arg(config)
+        .env("NO_COLOR", "1");
     let mut hub = Proc::spawn("vigil-hub run", cmd)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !hub

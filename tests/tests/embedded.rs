@@ -3,30 +3,12 @@
 //! which is also the broker — is stopped for 30 s while people keep walking through;
 //! afterwards it holds every clip the agent signed, exactly once, in chain order.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use vigil_tests::stack::{enroll_embedded, sql, EmbeddedEnrolment};
-use vigil_tests::{
-    agent_bin, free_port, hub_bin, sample, wait_until, workspace_root, Camsim, Proc,
-};
-
-fn start_hub(config: &Path) -> Result<Proc> {
-    let mut cmd = Command::new(hub_bin()?);
-    cmd.args(["run", "--web-listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .env("NO_COLOR", "1");
-    let mut hub = Proc::spawn("vigil-hub run", cmd)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = hub.next_line(deadline.saturating_duration_since(Instant::now()))?;
-        if line.contains("broker listening on") {
-            return Ok(hub);
-        }
-    }
-}
+use vigil_tests::{agent_bin, free_port, sample, wait_until, workspace_root, Camsim, Proc};
 
 #[test]
 fn hub_outage_with_embedded_broker_loses_nothing_and_duplicates_nothing() -> Result<()> {
@@ -45,7 +27,7 @@ fn hub_outage_with_embedded_broker_loses_nothing_and_duplicates_nothing() -> Res
             data.to_string_lossy()
         ),
     )?;
-    let hub = start_hub(&hub_config)?;
+    let hub = vigil_tests::stack::spawn_embedded_hub(&hub_config)?;
 
     let root = workspace_root();
     let outbox = dir.path().join("outbox");
@@ -92,7 +74,7 @@ fn hub_outage_with_embedded_broker_loses_nothing_and_duplicates_nothing() -> Res
     let stored_before = sql(&db, "SELECT COUNT(*) FROM clips")?;
     std::thread::sleep(Duration::from_secs(30).saturating_sub(down.elapsed()));
     let spooled_while_down = std::fs::read_dir(outbox.join("clips"))?.count();
-    let hub = start_hub(&hub_config)?;
+    let hub = vigil_tests::stack::spawn_embedded_hub(&hub_config)?;
 
     let status = agent_proc
         .wait_timeout(Duration::from_secs(120))?

@@ -134,10 +134,7 @@ impl Publisher {
 
     pub(super) fn on_connect(&mut self) {
         self.connected = true;
-        self.unacked_sent.clear();
-        self.in_flight.clear();
-        self.queued.clear();
-        self.chunks_unacked = 0;
+        self.forget_session();
         if let Err(e) = self
             .client
             .try_subscribe(format!("{}/acks", self.root), QoS::AtLeastOnce)
@@ -173,6 +170,12 @@ impl Publisher {
 
     pub(super) fn on_disconnect(&mut self) {
         self.connected = false;
+        self.forget_session();
+    }
+
+    /// Drops what was queued or in flight on the last session: nothing of it will be
+    /// acknowledged now, and the next pump sends the files again.
+    fn forget_session(&mut self) {
         self.unacked_sent.clear();
         self.in_flight.clear();
         self.queued.clear();

@@ -131,6 +131,9 @@ pub struct Outcome {
     pub rejected: Option<Rejection>,
     /// Another message to publish (QoS 1): (topic, payload), e.g. a doctor reply.
     pub reply: Option<(String, Vec<u8>)>,
+    /// Nothing an operator sees changed: a clip chunk that did not end its transfer.
+    /// (The web's live poller is woken for every other message.)
+    pub quiet: bool,
 }
 
 /// Limits from `[ingest]` in hub.toml.
@@ -239,24 +242,28 @@ impl Ingest {
                 };
                 out.ack = Some((topic::acks_topic(&agent), ack));
             }
-            Topic::Chunk { agent, clip, n } => match self.chunk(&agent, &clip, n, payload) {
-                Ok(ack) => {
-                    self.counters.chunk(payload.len() as u64);
-                    if let Some(a) = ack {
-                        if a.status == AckStatus::Stored {
-                            self.counters.clip_stored();
+            Topic::Chunk { agent, clip, n } => {
+                match self.chunk(&agent, &clip, n, payload) {
+                    Ok(ack) => {
+                        self.counters.chunk(payload.len() as u64);
+                        if let Some(a) = ack {
+                            if a.status == AckStatus::Stored {
+                                self.counters.clip_stored();
+                            }
+                            out.ack = Some((topic::acks_topic(&agent), a));
                         }
-                        out.ack = Some((topic::acks_topic(&agent), a));
+                    }
+                    Err(r) => {
+                        // A verification failure ends the transfer: tell the agent.
+                        if matches!(r.code, "verification_failed" | "tamper") {
+                            out.ack = Some((topic::acks_topic(&agent), Ack::rejected(&clip, &r)));
+                        }
+                        out.rejected = Some(r);
                     }
                 }
-                Err(r) => {
-                    // A verification failure ends the transfer: tell the agent.
-                    if matches!(r.code, "verification_failed" | "tamper") {
-                        out.ack = Some((topic::acks_topic(&agent), Ack::rejected(&clip, &r)));
-                    }
-                    out.rejected = Some(r);
-                }
-            },
+                // Only a chunk that ends its clip's transfer (stored or refused) has an ack.
+                out.quiet = out.ack.is_none();
+            }
             Topic::Events { agent } => match self.event(&agent, payload) {
                 Ok(()) => self.counters.event(),
                 Err(r) => out.rejected = Some(r),

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use gstreamer as gst;
@@ -22,7 +23,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use time::OffsetDateTime;
 use vigil_agent::detect::{EventMessage, EventPhase};
-use vigil_agent::ingest::ring::{AccessUnit, Gop};
+use vigil_agent::ingest::ring::{AccessUnit, Gop, GopRing};
 use vigil_agent::outbox::Outbox;
 use vigil_agent::seal::{ClipMeta, Sealer};
 use vigil_evidence::chain::ChainStore;
@@ -63,7 +64,8 @@ fn load_gops(file: &std::path::Path) -> Result<(Vec<Gop>, gst::Caps)> {
         .downcast::<gst_app::AppSink>()
         .map_err(|_| anyhow::anyhow!("not an appsink"))?;
     pipeline.set_state(gst::State::Playing)?;
-    let mut gops: Vec<Gop> = Vec::new();
+    // The agent's own ring groups the units into GOPs (unbounded here: the whole file).
+    let mut ring = GopRing::new(Duration::MAX, usize::MAX);
     let mut caps = None;
     while let Ok(sample) = sink.pull_sample() {
         if caps.is_none() {
@@ -72,25 +74,13 @@ fn load_gops(file: &std::path::Path) -> Result<(Vec<Gop>, gst::Caps)> {
         let Some(buffer) = sample.buffer_owned() else {
             continue;
         };
-        let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        let unit = AccessUnit {
+        ring.push(AccessUnit {
             pts: buffer.pts(),
             dts: buffer.dts(),
-            keyframe,
+            keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
             wall: OffsetDateTime::now_utc(),
             buffer,
-        };
-        match gops.last_mut() {
-            Some(g) if !keyframe => {
-                g.bytes += unit.buffer.size();
-                g.units.push(unit);
-            }
-            _ if keyframe => gops.push(Gop {
-                bytes: unit.buffer.size(),
-                units: vec![unit],
-            }),
-            _ => {} // before the first key frame
-        }
+        });
     }
     let bus_error = pipeline.bus().and_then(|b| {
         b.pop_filtered(&[gst::MessageType::Error])
@@ -104,6 +94,7 @@ fn load_gops(file: &std::path::Path) -> Result<(Vec<Gop>, gst::Caps)> {
         bail!("cannot read {}: {e}", file.display());
     }
     let caps = caps.context("the file gave no video access units")?;
+    let gops = ring.all();
     if gops.is_empty() {
         bail!("no key frame in {}", file.display());
     }
