@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use vigil_agent::config::{AgentConfig, CameraConfig};
+use vigil_agent::detect::frame::{PixelFormat, YuvColour};
 use vigil_agent::ingest::camera::{redact_url, Camera, CameraState};
 use vigil_agent::ingest::CameraSettings;
 
@@ -204,13 +205,16 @@ fn check_model(config: &AgentConfig) -> Check {
         Ok(det) => det,
         Err(e) => return Check::fail(name, e.to_string(), fix),
     };
+    // A black frame laid out as cameras deliver them.
+    const CAMERA_FORMAT: PixelFormat = PixelFormat::I420(YuvColour::BT601);
     let frame = AnalysisFrame {
         camera_id: "doctor".into(),
         pts: Duration::ZERO,
         wall: time::OffsetDateTime::now_utc(),
         width: 640,
         height: 480,
-        rgb: vec![0; 640 * 480 * 3],
+        format: CAMERA_FORMAT,
+        data: vec![16; CAMERA_FORMAT.frame_len(640, 480)],
     };
     let t0 = Instant::now();
     match detector.detect(frame.view()) {

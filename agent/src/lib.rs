@@ -5,7 +5,7 @@
 //! ```text
 //! camera ─RTSP─▶ ingest::pipeline (rtspsrc ! parsebin ! tee)
 //!                  ├─▶ recording appsink ─▶ ingest::ring::GopRing (encoded, never decoded)
-//!                  └─▶ analysis appsink (decoded RGB at detect fps) ─▶ detect::CameraAnalyzer
+//!                  └─▶ analysis appsink (decoded I420 at detect fps) ─▶ detect::CameraAnalyzer
 //! events ─▶ ingest::clip::cut_clip (GOPs from the ring, remux only) ─▶ vigil_evidence (sign, chain)
 //! ```
 //!

@@ -9,7 +9,7 @@ use vigil_agent::detect::analyzer::{share, CameraAnalyzer};
 use vigil_agent::detect::config::{CameraDetectConfig, ZoneConfig};
 use vigil_agent::detect::error::DetectError;
 use vigil_agent::detect::events::{EndReason, EventMessage, EventPhase};
-use vigil_agent::detect::frame::{AnalysisFrame, RgbView};
+use vigil_agent::detect::frame::{AnalysisFrame, FrameView, PixelFormat};
 use vigil_agent::detect::geom::{BBox, Polygon};
 use vigil_agent::detect::manifest::ModelFamily;
 use vigil_agent::detect::model::{Detection, Detector, ModelInfo};
@@ -31,7 +31,7 @@ impl Detector for Scripted {
         &self.info
     }
 
-    fn detect(&mut self, _image: RgbView<'_>) -> Result<Vec<Detection>, DetectError> {
+    fn detect(&mut self, _image: FrameView<'_>) -> Result<Vec<Detection>, DetectError> {
         let d = (self.script)(self.calls);
         self.calls += 1;
         Ok(d)
@@ -94,7 +94,8 @@ fn run(
             wall: time::macros::datetime!(2025-01-01 12:00 UTC) + pts,
             width: W,
             height: H,
-            rgb: vec![0; (W * H * 3) as usize],
+            format: PixelFormat::Rgb24,
+            data: vec![0; (W * H * 3) as usize],
         };
         match a.process(frame) {
             Ok(m) => out.extend(m.into_iter().map(|m| (n, m))),

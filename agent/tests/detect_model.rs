@@ -10,7 +10,9 @@ use vigil_agent::detect::output::detect_frame;
 use vigil_agent::detect::runtime::init_runtime;
 
 mod detect_support;
-use detect_support::{frame, manifest, runtime_lib, vtest_frames, H, W};
+use detect_support::{
+    frame, frame_i420, manifest, runtime_lib, vtest_frames, vtest_frames_i420, H, W,
+};
 
 fn yolox() -> OrtDetector {
     match OrtDetector::from_manifest_path(
@@ -156,9 +158,28 @@ fn boxes_agree_with_an_independent_reference_decode() {
         Err(e) => panic!("{e}"),
     };
     let mut det = yolox();
+    // RGB frames (ffmpeg's conversion, the reference's input) and the decoder's own
+    // I420 planes (what the agent analyses: converted per model-input pixel).
+    for i420 in [false, true] {
+        let (agree, total) = agreement(&mut session, &mut det, i420);
+        println!(
+            "{} frames: {agree}/{total} detections (score >= 0.5) agree with the reference at IoU >= 0.9",
+            if i420 { "I420" } else { "RGB" }
+        );
+        assert!(total >= 20, "too few detections to judge: {total}");
+        assert!(agree as f32 >= 0.95 * total as f32, "{agree}/{total}");
+    }
+}
+
+fn agreement(session: &mut Session, det: &mut OrtDetector, i420: bool) -> (usize, usize) {
     let (mut agree, mut total) = (0usize, 0usize);
     for n in [20u32, 100, 180, 260, 340, 420, 500, 580, 660, 740] {
         let rgb = vtest_frames(n, 1).remove(0);
+        let ours_frame = if i420 {
+            frame_i420("cam", n as u64, vtest_frames_i420(n, 1).remove(0))
+        } else {
+            frame("cam", n as u64, rgb.clone())
+        };
         let (input, r) = reference_input(&rgb);
         let tensor = match TensorRef::from_array_view(([1usize, 3, 416, 416], &*input)) {
             Ok(t) => t,
@@ -172,7 +193,7 @@ fn boxes_agree_with_an_independent_reference_decode() {
             Ok((_, data)) => reference_decode(data, r),
             Err(e) => panic!("{e}"),
         };
-        let ours = match det.detect(frame("cam", n as u64, rgb.clone()).view()) {
+        let ours = match det.detect(ours_frame.view()) {
             Ok(d) => d,
             Err(e) => panic!("{e}"),
         };
@@ -194,9 +215,7 @@ fn boxes_agree_with_an_independent_reference_decode() {
             }
         }
     }
-    println!("{agree}/{total} detections (score >= 0.5) agree with the reference at IoU >= 0.9");
-    assert!(total >= 20, "too few detections to judge: {total}");
-    assert!(agree as f32 >= 0.95 * total as f32, "{agree}/{total}");
+    (agree, total)
 }
 
 #[test]
@@ -297,11 +316,7 @@ fn yolov8_style_model_decodes_exactly_the_expected_boxes_after_nms() {
     };
     // 128x64 source → scale 0.5, image 64x32 centred with 16 px bands above and below.
     let rgb = vec![0u8; 128 * 64 * 3];
-    let got = match det.detect(vigil_agent::detect::frame::RgbView {
-        width: 128,
-        height: 64,
-        data: &rgb,
-    }) {
+    let got = match det.detect(vigil_agent::detect::frame::FrameView::rgb(128, 64, &rgb)) {
         Ok(d) => d,
         Err(e) => panic!("{e}"),
     };

@@ -182,7 +182,8 @@ impl CameraAnalyzer {
         let (w, h, pts) = (frame.width, frame.height, frame.pts);
         self.last_clock = Some((pts, frame.wall));
         // Privacy first: neither the model nor any snapshot sees masked pixels.
-        self.masks.apply_privacy(&mut frame.rgb, w, h);
+        self.masks
+            .apply_privacy(frame.format, &mut frame.data, w, h);
         let decision = self.gate.observe(frame.view(), pts);
         let gone = if decision.analyse() {
             let started = Instant::now();
@@ -228,11 +229,11 @@ impl CameraAnalyzer {
             .map(|t| (t.id, self.masks.zones_of(&t.bbox, w, h)))
             .collect();
         let snap_cfg = &self.config.snapshot;
-        let rgb = &frame.rgb;
+        let view = frame.view();
         let pts_ms = frame.pts_ms();
         let camera_id = &self.camera_id;
         let mut render = |b: &BBox, score: f32| -> Option<Snapshot> {
-            match snapshot::render(rgb, w, h, b, score, pts_ms, snap_cfg) {
+            match snapshot::render(view, b, score, pts_ms, snap_cfg) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     tracing::warn!(camera = %camera_id, error = %e, "Could not render an event snapshot.");

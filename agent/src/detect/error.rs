@@ -106,8 +106,9 @@ pub enum DetectError {
     Inference(String),
     /// The frame's buffer does not match its declared size.
     #[error(
-        "Frame from camera `{camera_id}` is {width}x{height} RGB24 and needs {expected} bytes, \
-         but has {found}; the frame source must deliver packed RGB with stride = width*3."
+        "Frame from camera `{camera_id}` is {width}x{height} {format} and needs {expected} bytes, \
+         but has {found}; the frame source must deliver packed rows (RGB24: stride = width*3; \
+         I420: Y, then U and V planes of ceil(width/2) x ceil(height/2))."
     )]
     BadFrame {
         /// Camera the frame came from.
@@ -116,6 +117,8 @@ pub enum DetectError {
         width: u32,
         /// Declared height.
         height: u32,
+        /// Declared pixel format.
+        format: &'static str,
         /// Bytes needed.
         expected: usize,
         /// Bytes delivered.

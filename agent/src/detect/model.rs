@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::decode::{decode_yolov8, decode_yolox, yolox_anchor_count, Candidate};
 use super::error::DetectError;
-use super::frame::RgbView;
+use super::frame::FrameView;
 use super::geom::{nms, BBox};
 use super::manifest::{check_checksum, LoadedManifest, ModelFamily};
 use super::preprocess::{ChannelOrder, InputSpec, Placement, Preprocessor};
@@ -45,12 +45,12 @@ pub struct ModelInfo {
     pub labels: Vec<String>,
 }
 
-/// Finds objects in an RGB image. Implementations keep their buffers between calls.
+/// Finds objects in a frame (RGB or I420). Implementations keep their buffers between calls.
 pub trait Detector: Send {
     /// The model behind this detector.
     fn info(&self) -> &ModelInfo;
     /// Detects objects; boxes are in source pixels, clipped to the image, after per-class NMS.
-    fn detect(&mut self, image: RgbView<'_>) -> Result<Vec<Detection>, DetectError>;
+    fn detect(&mut self, image: FrameView<'_>) -> Result<Vec<Detection>, DetectError>;
 }
 
 /// Session options for [`OrtDetector::load`].
@@ -179,16 +179,8 @@ impl Detector for OrtDetector {
         &self.info
     }
 
-    fn detect(&mut self, image: RgbView<'_>) -> Result<Vec<Detection>, DetectError> {
-        if !image.is_consistent() {
-            return Err(DetectError::BadFrame {
-                camera_id: String::new(),
-                width: image.width,
-                height: image.height,
-                expected: image.width as usize * image.height as usize * 3,
-                found: image.data.len(),
-            });
-        }
+    fn detect(&mut self, image: FrameView<'_>) -> Result<Vec<Detection>, DetectError> {
+        image.check("")?;
         let letterbox = self.pre.prepare(image);
         let (w, h) = (
             self.info.input_width as usize,

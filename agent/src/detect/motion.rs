@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::config::MotionConfig;
-use super::frame::RgbView;
+use super::frame::{FrameView, PixelFormat};
 use super::geom::Polygon;
 use super::zones::rasterize;
 
@@ -73,7 +73,7 @@ impl MotionGate {
     }
 
     /// Looks at a frame, updates the background and decides whether to analyse it.
-    pub fn observe(&mut self, img: RgbView<'_>, pts: Duration) -> MotionDecision {
+    pub fn observe(&mut self, img: FrameView<'_>, pts: Duration) -> MotionDecision {
         let refresh = match self.last_analysed {
             None => true,
             Some(last) => pts.saturating_sub(last).as_secs_f32() >= self.config.refresh_seconds,
@@ -139,11 +139,25 @@ impl MotionGate {
         self.active_pixels = self.masked.iter().filter(|m| !**m).count();
     }
 
-    /// Block-averages the frame into `gray`, sampling every other pixel of each block.
-    fn downscale(&mut self, img: RgbView<'_>) {
+    /// Block-averages the frame's luma into `gray`, sampling every other pixel of
+    /// each block: an I420 frame's Y plane as it is (scaled to full range), an RGB
+    /// frame's luma computed per sample.
+    fn downscale(&mut self, img: FrameView<'_>) {
         let (w, h) = (img.width as usize, img.height as usize);
         let (sw, sh) = (self.small.0 as usize, self.small.1 as usize);
-        let stride = w * 3;
+        let (stride, step, offset, scale) = match img.format {
+            PixelFormat::Rgb24 => (w * 3, 3, 0.0, 1.0),
+            PixelFormat::I420(c) if c.full_range => (w, 1, 0.0, 1.0),
+            PixelFormat::I420(_) => (w, 1, 16.0, 255.0 / 219.0),
+        };
+        let luma = |p: &[u8]| -> u32 {
+            match img.format {
+                PixelFormat::Rgb24 => {
+                    (p[0] as u32 * 77 + p[1] as u32 * 150 + p[2] as u32 * 29) >> 8
+                }
+                PixelFormat::I420(_) => p[0] as u32,
+            }
+        };
         for sy in 0..sh {
             let (y0, y1) = (sy * h / sh, ((sy + 1) * h / sh).max(sy * h / sh + 1));
             for sx in 0..sw {
@@ -152,12 +166,12 @@ impl MotionGate {
                 for y in (y0..y1.min(h)).step_by(2) {
                     let row = &img.data[y * stride..y * stride + stride];
                     for x in (x0..x1.min(w)).step_by(2) {
-                        let p = &row[x * 3..x * 3 + 3];
-                        sum += (p[0] as u32 * 77 + p[1] as u32 * 150 + p[2] as u32 * 29) >> 8;
+                        sum += luma(&row[x * step..x * step + step]);
                         n += 1;
                     }
                 }
-                self.gray[sy * sw + sx] = (sum / n.max(1)) as u8;
+                let mean = sum as f32 / n.max(1) as f32;
+                self.gray[sy * sw + sx] = ((mean - offset) * scale).round().clamp(0.0, 255.0) as u8;
             }
         }
     }
@@ -167,12 +181,8 @@ impl MotionGate {
 mod tests {
     use super::*;
 
-    fn view(w: u32, h: u32, data: &[u8]) -> RgbView<'_> {
-        RgbView {
-            width: w,
-            height: h,
-            data,
-        }
+    fn view(w: u32, h: u32, data: &[u8]) -> FrameView<'_> {
+        FrameView::rgb(w, h, data)
     }
 
     fn frame(w: u32, h: u32, f: impl Fn(u32, u32) -> u8) -> Vec<u8> {
@@ -224,5 +234,36 @@ mod tests {
                 .observe(view(w, h, &left), Duration::from_millis(100))
                 .motion
         );
+    }
+
+    #[test]
+    fn the_gate_reads_the_luma_plane_of_i420_frames() {
+        use crate::detect::frame::{rgb_to_i420, PixelFormat, YuvColour};
+        let (w, h) = (320u32, 240u32);
+        let yuv = |rgb: &[u8]| rgb_to_i420(rgb, w, h);
+        fn view(data: &[u8]) -> FrameView<'_> {
+            FrameView {
+                width: 320,
+                height: 240,
+                format: PixelFormat::I420(YuvColour::BT601),
+                data,
+            }
+        }
+        let mut gate = MotionGate::new(MotionConfig::default(), Vec::new());
+        let still = yuv(&frame(w, h, |x, _| (x % 200) as u8));
+        gate.observe(view(&still), Duration::ZERO);
+        gate.mark_analysed(Duration::ZERO);
+        assert!(!gate
+            .observe(view(&still), Duration::from_millis(100))
+            .analyse());
+        let moved = yuv(&frame(w, h, |x, y| {
+            if (100..140).contains(&x) && (100..140).contains(&y) {
+                255
+            } else {
+                (x % 200) as u8
+            }
+        }));
+        let d = gate.observe(view(&moved), Duration::from_millis(200));
+        assert!(d.motion, "{d:?}");
     }
 }

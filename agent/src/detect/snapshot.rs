@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::SnapshotConfig;
 use super::error::DetectError;
+use super::frame::FrameView;
 use super::geom::BBox;
 
 /// Box outline colour (amber, visible on most scenes).
@@ -99,16 +100,15 @@ fn scaled(rgb: &[u8], width: u32, height: u32, to: (u32, u32)) -> Result<RgbImag
 /// Builds a [`Snapshot`] of a (privacy-masked) frame: scaled to at most
 /// `cfg.max_width`, the box drawn, JPEG plus a `cfg.thumbnail_width` thumbnail.
 pub fn render(
-    rgb: &[u8],
-    width: u32,
-    height: u32,
+    frame: FrameView<'_>,
     bbox: &BBox,
     score: f32,
     pts_ms: u64,
     cfg: &SnapshotConfig,
 ) -> Result<Snapshot, DetectError> {
+    let (width, height) = (frame.width, frame.height);
     let size = fit(width, height, cfg.max_width);
-    let mut img = scaled(rgb, width, height, size)?;
+    let mut img = scaled(&frame.to_rgb()?, width, height, size)?;
     let f = size.0 as f32 / width as f32;
     draw_box(
         &mut img,
@@ -138,7 +138,7 @@ pub fn live_jpeg(
 ) -> Result<(Vec<u8>, u32, u32), DetectError> {
     frame.validate()?;
     let size = fit(frame.width, frame.height, max_width);
-    let img = scaled(&frame.rgb, frame.width, frame.height, size)?;
+    let img = scaled(&frame.view().to_rgb()?, frame.width, frame.height, size)?;
     for quality in [80u8, 60, 40, 25, 10] {
         let jpeg = encode_jpeg(&img, quality)?;
         if jpeg.len() <= max_bytes {
@@ -197,35 +197,50 @@ mod tests {
     #[test]
     fn live_jpeg_scales_to_640_and_keeps_masked_pixels_black() {
         use crate::detect::config::{MaskConfig, ZoneConfig};
+        use crate::detect::frame::{rgb_to_i420, PixelFormat, YuvColour};
         use crate::detect::zones::SceneMasks;
         let (w, h) = (1280u32, 720u32);
-        let mut frame = crate::detect::AnalysisFrame {
-            camera_id: "c".into(),
-            pts: std::time::Duration::ZERO,
-            wall: time::OffsetDateTime::UNIX_EPOCH,
-            width: w,
-            height: h,
-            rgb: vec![230u8; (w * h * 3) as usize],
-        };
-        let masks: MaskConfig =
-            match toml::from_str("privacy = [[[0.0,0.0],[0.5,0.0],[0.5,1.0],[0.0,1.0]]]") {
-                Ok(m) => m,
+        let rgb = vec![230u8; (w * h * 3) as usize];
+        // As a synthetic RGB frame and as a camera's I420 frame.
+        for (format, data) in [
+            (PixelFormat::Rgb24, rgb.clone()),
+            (PixelFormat::I420(YuvColour::BT601), rgb_to_i420(&rgb, w, h)),
+        ] {
+            let mut frame = crate::detect::AnalysisFrame {
+                camera_id: "c".into(),
+                pts: std::time::Duration::ZERO,
+                wall: time::OffsetDateTime::UNIX_EPOCH,
+                width: w,
+                height: h,
+                format,
+                data,
+            };
+            let masks: MaskConfig =
+                match toml::from_str("privacy = [[[0.0,0.0],[0.5,0.0],[0.5,1.0],[0.0,1.0]]]") {
+                    Ok(m) => m,
+                    Err(e) => panic!("{e}"),
+                };
+            let zones: Vec<ZoneConfig> = Vec::new();
+            SceneMasks::new(zones, masks).apply_privacy(frame.format, &mut frame.data, w, h);
+            let (jpeg, jw, jh) = match live_jpeg(&frame, 640, 512 * 1024) {
+                Ok(x) => x,
                 Err(e) => panic!("{e}"),
             };
-        let zones: Vec<ZoneConfig> = Vec::new();
-        SceneMasks::new(zones, masks).apply_privacy(&mut frame.rgb, w, h);
-        let (jpeg, jw, jh) = match live_jpeg(&frame, 640, 512 * 1024) {
-            Ok(x) => x,
-            Err(e) => panic!("{e}"),
-        };
-        assert_eq!((jw, jh), (640, 360));
-        let img = match image::load_from_memory(&jpeg) {
-            Ok(i) => i.to_rgb8(),
-            Err(e) => panic!("{e}"),
-        };
-        assert_eq!(img.dimensions(), (640, 360));
-        assert!(img.get_pixel(100, 180)[0] < 30, "masked half is black");
-        assert!(img.get_pixel(500, 180)[0] > 200, "unmasked half is bright");
+            assert_eq!((jw, jh), (640, 360));
+            let img = match image::load_from_memory(&jpeg) {
+                Ok(i) => i.to_rgb8(),
+                Err(e) => panic!("{e}"),
+            };
+            assert_eq!(img.dimensions(), (640, 360));
+            assert!(
+                img.get_pixel(100, 180)[0] < 30,
+                "{format:?}: masked half is black"
+            );
+            assert!(
+                img.get_pixel(500, 180)[0] > 200,
+                "{format:?}: unmasked half is bright"
+            );
+        }
     }
 
     #[test]
@@ -240,7 +255,13 @@ mod tests {
             }
         }
         let bbox = BBox::from([1390.0, 390.0, 1610.0, 610.0]);
-        let snap = match render(&rgb, w, h, &bbox, 0.8, 5, &SnapshotConfig::default()) {
+        let snap = match render(
+            FrameView::rgb(w, h, &rgb),
+            &bbox,
+            0.8,
+            5,
+            &SnapshotConfig::default(),
+        ) {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };
@@ -275,7 +296,7 @@ mod tests {
             max_width: 0,
             ..SnapshotConfig::default()
         };
-        let snap = match render(&rgb, w, h, &bbox, 0.8, 5, &unlimited) {
+        let snap = match render(FrameView::rgb(w, h, &rgb), &bbox, 0.8, 5, &unlimited) {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };
@@ -288,7 +309,7 @@ mod tests {
             Err(e) => panic!("{e}"),
         }
         assert!(
-            render(&rgb[1..], w, h, &bbox, 0.8, 5, &unlimited).is_err(),
+            render(FrameView::rgb(w, h, &rgb[1..]), &bbox, 0.8, 5, &unlimited).is_err(),
             "short buffer refused"
         );
     }
@@ -298,7 +319,13 @@ mod tests {
         let (w, h) = (64u32, 48u32);
         let rgb = vec![40u8; (w * h * 3) as usize];
         let bbox = BBox::from([10.0, 10.0, 30.0, 40.0]);
-        let snap = match render(&rgb, w, h, &bbox, 0.9, 1234, &SnapshotConfig::default()) {
+        let snap = match render(
+            FrameView::rgb(w, h, &rgb),
+            &bbox,
+            0.9,
+            1234,
+            &SnapshotConfig::default(),
+        ) {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };

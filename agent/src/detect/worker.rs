@@ -251,7 +251,8 @@ mod tests {
             wall: time::OffsetDateTime::UNIX_EPOCH,
             width: 1,
             height: 1,
-            rgb: vec![0; 3],
+            format: crate::detect::frame::PixelFormat::Rgb24,
+            data: vec![0; 3],
         }
     }
 

@@ -2,6 +2,7 @@
 //! rasters for privacy black-out and the motion gate.
 
 use super::config::{MaskConfig, ZoneConfig};
+use super::frame::{chroma_size, PixelFormat, YuvColour};
 use super::geom::{BBox, Polygon};
 
 /// A horizontal run of pixels `[x0, x1)` on row `y`.
@@ -88,8 +89,8 @@ impl SceneMasks {
             .collect()
     }
 
-    /// Blacks out privacy-masked pixels of a packed RGB24 buffer in place.
-    pub fn apply_privacy(&mut self, rgb: &mut [u8], width: u32, height: u32) {
+    /// Blacks out privacy-masked pixels of a frame buffer in place.
+    pub fn apply_privacy(&mut self, format: PixelFormat, data: &mut [u8], width: u32, height: u32) {
         if self.masks.privacy.is_empty() {
             return;
         }
@@ -99,7 +100,10 @@ impl SceneMasks {
                 Some((width, height, rasterize(&self.masks.privacy, width, height)));
         }
         if let Some((_, _, spans)) = &self.privacy_cache {
-            blackout(rgb, width, spans);
+            match format {
+                PixelFormat::Rgb24 => blackout(data, width, spans),
+                PixelFormat::I420(colour) => blackout_i420(data, width, height, colour, spans),
+            }
         }
     }
 
@@ -143,6 +147,31 @@ pub fn blackout(rgb: &mut [u8], width: u32, spans: &[Span]) {
     }
 }
 
+/// Sets the pixels of `spans` to black in an I420 buffer: luma to black and every
+/// chroma sample a masked pixel uses to neutral, so each masked pixel converts to
+/// exactly RGB (0, 0, 0). Unmasked pixels sharing a chroma sample with a masked one
+/// (the mask's edge, at most one pixel wide) lose their colour, never the reverse.
+pub fn blackout_i420(data: &mut [u8], width: u32, height: u32, colour: YuvColour, spans: &[Span]) {
+    let (w, h) = (width as usize, height as usize);
+    let cw = chroma_size(width, height).0 as usize;
+    let chroma_plane = cw * chroma_size(width, height).1 as usize;
+    let (luma, chroma) = data.split_at_mut((w * h).min(data.len()));
+    let (u, v) = chroma.split_at_mut(chroma_plane.min(chroma.len()));
+    for s in spans {
+        let (y, x0, x1) = (s.y as usize, s.x0 as usize, s.x1 as usize);
+        if let Some(px) = luma.get_mut(y * w + x0..y * w + x1) {
+            px.fill(colour.black());
+        }
+        let (c0, c1) = (x0 / 2, x1.div_ceil(2));
+        let row = (y / 2) * cw;
+        for plane in [&mut *u, &mut *v] {
+            if let Some(px) = plane.get_mut(row + c0..row + c1) {
+                px.fill(128);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,10 +199,59 @@ mod tests {
             },
         );
         let mut rgb = vec![200u8; 4 * 4 * 3];
-        m.apply_privacy(&mut rgb, 4, 4);
+        m.apply_privacy(PixelFormat::Rgb24, &mut rgb, 4, 4);
         assert_eq!(&rgb[0..6], &[0; 6]);
         assert_eq!(rgb[2 * 3], 200);
         assert!(m.masks_detection(&BBox::from([0.0, 0.0, 1.5, 1.5]), 4, 4));
         assert!(!m.masks_detection(&BBox::from([2.0, 2.0, 4.0, 4.0]), 4, 4));
+    }
+
+    #[test]
+    fn privacy_on_i420_turns_every_masked_pixel_black_in_rgb() {
+        use crate::detect::frame::{rgb_to_i420, FrameView};
+        // A 7x5 frame (odd: chroma rounds up) of saturated colour; mask the left ~third.
+        let (w, h) = (7u32, 5u32);
+        let rgb: Vec<u8> = [250u8, 30, 200].repeat((w * h) as usize);
+        let mut m = SceneMasks::new(
+            Vec::new(),
+            MaskConfig {
+                privacy: vec![Polygon(vec![
+                    [0.0, 0.0],
+                    [0.43, 0.0],
+                    [0.43, 1.0],
+                    [0.0, 1.0],
+                ])],
+                ..MaskConfig::default()
+            },
+        );
+        let mut yuv = rgb_to_i420(&rgb, w, h);
+        let format = PixelFormat::I420(YuvColour::BT601);
+        m.apply_privacy(format, &mut yuv, w, h);
+        let view = FrameView {
+            width: w,
+            height: h,
+            format,
+            data: &yuv,
+        };
+        let back = match view.to_rgb() {
+            Ok(b) => b.into_owned(),
+            Err(e) => panic!("{e}"),
+        };
+        let spans = rasterize(&m.masks.privacy, w, h);
+        assert!(!spans.is_empty());
+        for s in &spans {
+            for x in s.x0..s.x1 {
+                let i = ((s.y * w + x) * 3) as usize;
+                assert_eq!(
+                    &back[i..i + 3],
+                    &[0, 0, 0],
+                    "masked pixel ({x}, {}) is black",
+                    s.y
+                );
+            }
+        }
+        // The far right column keeps its colour.
+        let i = ((2 * w + 6) * 3) as usize;
+        assert!(back[i] > 200 && back[i + 1] < 80, "{:?}", &back[i..i + 3]);
     }
 }

@@ -1,4 +1,5 @@
-//! Decoded frames from a video file at a given rate, for `vigil-agent detect --input FILE`.
+//! Decoded frames from a video file at a given rate, for `vigil-agent detect --input FILE`,
+//! and the copy of a decoded sample into an [`AnalysisFrame`] that camera pipelines share.
 
 use std::path::Path;
 use std::time::Duration;
@@ -6,8 +7,11 @@ use std::time::Duration;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
 use time::OffsetDateTime;
 
+use crate::detect::frame::{chroma_size, PixelFormat, YuvColour, YuvMatrix};
 use crate::detect::AnalysisFrame;
 
 /// Decode `path`, call `each` for frames at `fps` (every frame when 0), in order, until
@@ -25,7 +29,7 @@ pub fn decode_file(
         String::new()
     };
     let desc = format!(
-        "filesrc name=src ! decodebin ! {rate}videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=2"
+        "filesrc name=src ! decodebin ! {rate}videoconvert ! video/x-raw,format=I420 ! appsink name=sink sync=false max-buffers=2"
     );
     let pipeline = gst::parse::launch(&desc)
         .map_err(|e| format!("GStreamer: {e}; run `make setup`"))?
@@ -60,20 +64,42 @@ pub fn decode_file(
     result
 }
 
-/// Copy a decoded RGB sample into an [`AnalysisFrame`] (tightly packed rows).
+/// Copies a decoded sample (I420 or RGB, whatever the caps say) into an
+/// [`AnalysisFrame`] with tightly packed rows and planes. `None` when the sample
+/// has no caps or buffer, or a format the detector does not read.
 pub fn frame_from_sample(camera_id: &str, sample: &gst::Sample) -> Option<AnalysisFrame> {
-    let caps = sample.caps()?;
-    let s = caps.structure(0)?;
-    let width = u32::try_from(s.get::<i32>("width").ok()?).ok()?;
-    let height = u32::try_from(s.get::<i32>("height").ok()?).ok()?;
+    let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
     let buffer = sample.buffer()?;
-    let map = buffer.map_readable().ok()?;
-    let row = width as usize * 3;
-    // GStreamer pads RGB rows to 4 bytes.
-    let stride = (row + 3) & !3;
-    let mut rgb = Vec::with_capacity(row * height as usize);
-    for y in 0..height as usize {
-        rgb.extend_from_slice(map.get(y * stride..y * stride + row)?);
+    let (width, height) = (info.width(), info.height());
+    let format = match info.format() {
+        gst_video::VideoFormat::I420 => PixelFormat::I420(colour_of(&info)),
+        gst_video::VideoFormat::Rgb => PixelFormat::Rgb24,
+        _ => return None,
+    };
+    let video = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).ok()?;
+    let mut data = Vec::with_capacity(format.frame_len(width, height));
+    let planes: &[(u32, usize, usize)] = match format {
+        PixelFormat::Rgb24 => &[(0, width as usize * 3, height as usize)],
+        PixelFormat::I420(_) => {
+            let (cw, ch) = chroma_size(width, height);
+            let (cw, ch) = (cw as usize, ch as usize);
+            &[
+                (0, width as usize, height as usize),
+                (1, cw, ch),
+                (2, cw, ch),
+            ]
+        }
+    };
+    for &(plane, row, rows) in planes {
+        let stride = usize::try_from(*video.plane_stride().get(plane as usize)?).ok()?;
+        let src = video.plane_data(plane).ok()?;
+        if stride == row {
+            data.extend_from_slice(src.get(..row * rows)?);
+        } else {
+            for y in 0..rows {
+                data.extend_from_slice(src.get(y * stride..y * stride + row)?);
+            }
+        }
     }
     Some(AnalysisFrame {
         camera_id: camera_id.to_string(),
@@ -81,6 +107,20 @@ pub fn frame_from_sample(camera_id: &str, sample: &gst::Sample) -> Option<Analys
         wall: OffsetDateTime::now_utc(),
         width,
         height,
-        rgb,
+        format,
+        data,
     })
+}
+
+/// The stream's YUV matrix and range (BT.601 limited when the caps do not say).
+fn colour_of(info: &gst_video::VideoInfo) -> YuvColour {
+    let c = info.colorimetry();
+    YuvColour {
+        matrix: match c.matrix() {
+            gst_video::VideoColorMatrix::Bt709 => YuvMatrix::Bt709,
+            gst_video::VideoColorMatrix::Bt2020 => YuvMatrix::Bt2020,
+            _ => YuvMatrix::Bt601,
+        },
+        full_range: c.range() == gst_video::VideoColorRange::Range0_255,
+    }
 }

@@ -2,7 +2,7 @@
 //! own encoded access units, and clips cut from it without re-encoding.
 //!
 //! - [`pipeline`]: `rtspsrc ! parsebin ! tee` with a recording branch (encoded access
-//!   units, never decoded) and an analysis branch (decoded RGB frames at the detect rate).
+//!   units, never decoded) and an analysis branch (decoded I420 frames at the detect rate).
 //! - [`camera`]: the long-lived `run()` retry loop around `run_once()`, state and counters.
 //! - [`ring`]: [`ring::GopRing`], bounded by seconds and bytes, indexed by GOP.
 //! - [`clip`]: MP4 (faststart) from ring GOPs by remuxing only.

@@ -3,7 +3,7 @@
 //! ```text
 //! rtspsrc ─(pad-added, application/x-rtp)─▶ parsebin ─(video/x-h264|h265)─▶ capsfilter(byte-stream, au) ─▶ tee
 //!   tee ─▶ queue ─▶ appsink "record"    encoded access units, never decoded, never dropped
-//!   tee ─▶ queue(leaky) ─▶ decodebin ─▶ videorate(max-rate) ─▶ videoconvert/scale ─▶ appsink "analysis" (drop)
+//!   tee ─▶ queue(leaky) ─▶ decodebin ─▶ videorate(max-rate) ─▶ videoconvert (I420) ─▶ appsink "analysis" (drop)
 //! ```
 //!
 //! Elements are chosen by caps (parsebin/decodebin), not by name, so H.264 and H.265
@@ -274,8 +274,10 @@ fn link_branches(
         let rawfilter = make("capsfilter")?;
         rawfilter.set_property(
             "caps",
+            // What H.264/H.265 decoders put out already (videoconvert passes it
+            // through); the detector converts only the pixels the model sees.
             gst::Caps::builder("video/x-raw")
-                .field("format", "RGB")
+                .field("format", "I420")
                 .build(),
         );
         let an_sink = gst_app::AppSink::builder()

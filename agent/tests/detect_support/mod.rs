@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use vigil_agent::detect::frame::AnalysisFrame;
+use vigil_agent::detect::frame::{AnalysisFrame, PixelFormat, YuvColour};
 
 pub const W: u32 = 768;
 pub const H: u32 = 576;
@@ -27,6 +27,15 @@ pub fn runtime_lib() -> PathBuf {
 
 /// Decodes `count` frames of vtest.avi starting at frame `start`, as packed RGB24.
 pub fn vtest_frames(start: u32, count: u32) -> Vec<Vec<u8>> {
+    vtest_frames_as(start, count, "rgb24", (W * H * 3) as usize)
+}
+
+/// The same frames as the decoder hands them over (planar 4:2:0, what the agent analyses).
+pub fn vtest_frames_i420(start: u32, count: u32) -> Vec<Vec<u8>> {
+    vtest_frames_as(start, count, "yuv420p", (W * H * 3 / 2) as usize)
+}
+
+fn vtest_frames_as(start: u32, count: u32, pix_fmt: &str, size: usize) -> Vec<Vec<u8>> {
     let src = repo().join("target/samples/vtest.avi");
     assert!(
         src.is_file(),
@@ -38,7 +47,7 @@ pub fn vtest_frames(start: u32, count: u32) -> Vec<Vec<u8>> {
         .args(["-v", "error", "-i"])
         .arg(&src)
         .args([
-            "-vf", &filter, "-vsync", "0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+            "-vf", &filter, "-vsync", "0", "-f", "rawvideo", "-pix_fmt", pix_fmt, "-",
         ])
         .output();
     let out = match out {
@@ -46,7 +55,6 @@ pub fn vtest_frames(start: u32, count: u32) -> Vec<Vec<u8>> {
         Ok(o) => panic!("ffmpeg failed: {}", String::from_utf8_lossy(&o.stderr)),
         Err(e) => panic!("could not run ffmpeg (needed by this test as an oracle): {e}"),
     };
-    let size = (W * H * 3) as usize;
     assert_eq!(
         out.len(),
         size * count as usize,
@@ -55,8 +63,17 @@ pub fn vtest_frames(start: u32, count: u32) -> Vec<Vec<u8>> {
     out.chunks_exact(size).map(<[u8]>::to_vec).collect()
 }
 
-/// A frame at 10 fps: frame `n` has pts n*100 ms.
+/// An RGB frame at 10 fps: frame `n` has pts n*100 ms.
 pub fn frame(camera: &str, n: u64, rgb: Vec<u8>) -> AnalysisFrame {
+    frame_as(camera, n, PixelFormat::Rgb24, rgb)
+}
+
+/// vtest's own frame as a camera's I420 (BT.601 limited range, as ffmpeg decodes it).
+pub fn frame_i420(camera: &str, n: u64, yuv: Vec<u8>) -> AnalysisFrame {
+    frame_as(camera, n, PixelFormat::I420(YuvColour::BT601), yuv)
+}
+
+fn frame_as(camera: &str, n: u64, format: PixelFormat, data: Vec<u8>) -> AnalysisFrame {
     let pts = Duration::from_millis(100 * n);
     AnalysisFrame {
         camera_id: camera.to_string(),
@@ -64,7 +81,8 @@ pub fn frame(camera: &str, n: u64, rgb: Vec<u8>) -> AnalysisFrame {
         wall: time::macros::datetime!(2025-01-01 12:00 UTC) + pts,
         width: W,
         height: H,
-        rgb,
+        format,
+        data,
     }
 }
 
