@@ -169,6 +169,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    vigil_evidence::process::limit_malloc_arenas();
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(

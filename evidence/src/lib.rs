@@ -40,6 +40,7 @@ mod fsutil;
 pub mod keys;
 pub mod manifest;
 mod mp4;
+pub mod process;
 pub mod record;
 pub mod verify;
 

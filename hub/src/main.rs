@@ -184,6 +184,7 @@ fn agent_broker_url(cfg: &HubConfig) -> String {
 }
 
 fn main() {
+    vigil_evidence::process::limit_malloc_arenas();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,rumqttd=warn".into());
