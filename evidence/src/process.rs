@@ -9,9 +9,8 @@ pub const MALLOC_ARENAS: i32 = 2;
 /// The agent runs many threads (GStreamer streaming threads per camera, the detection
 /// worker, tokio), and memory freed in one arena is not reused by the others, so RSS
 /// kept climbing long after the pre-event rings were full: 4 cameras for 10 minutes
-/// grew +50 MiB after the rings filled with the default arenas, and levelled off
-/// 77 MiB lower with two (`bench/memory.sh`, BENCHMARKS.md), at no measurable CPU
-/// cost. `MALLOC_ARENA_MAX` in the environment still wins. Call first thing in
+/// grew +46 MiB after the rings filled with the default arenas, and with two grew
+/// +12 MiB, none in the last 4 minutes, ending 75 MiB lower (`bench/memory.sh`). `MALLOC_ARENA_MAX` in the environment still wins. Call first thing in
 /// `main`, before any thread starts.
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
