@@ -26,21 +26,9 @@ source "$ROOT/bench/lib.sh"
 camsim target/samples/vtest_1080p15.mp4 hd; URL1080=$CAMSIM_URL
 camsim target/samples/vtest.mp4 vt; URLVT=$CAMSIM_URL
 
-# Mosquitto on loopback with its own config (queues unbounded for the hub's session).
-MQ_PORT="$(free_port)"
-cat > "$D/mosquitto.conf" <<CONF
-listener $MQ_PORT 127.0.0.1
-allow_anonymous true
-max_queued_messages 0
-message_size_limit 0
-persistence false
-# Acks are small replies the agent waits for (docs/mqtt.md: broker settings).
-set_tcp_nodelay true
-CONF
-mosquitto -c "$D/mosquitto.conf" > "$D/mosquitto.log" 2>&1 &
-pids+=($!)
-wait_for 10 bash -c "echo > /dev/tcp/127.0.0.1/$MQ_PORT"
-BROKER="mqtt://127.0.0.1:$MQ_PORT"
+# Mosquitto on loopback with its own config (bench/lib.sh).
+mosquitto_broker "$D"
+BROKER=$MQ_URL
 
 KEY="$D/agent.key"
 "$BIN/vigil-agent" keygen --key "$KEY" | sed -n '/BEGIN/,$p' > "$D/agent.pem"

@@ -53,3 +53,17 @@ embedded_hub() {
     wait_for 20 grep -q "web listening on" "$dir/hub.log"
     WEB_PORT=$(sed -n 's/.*web listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$dir/hub.log" | head -1)
 }
+
+# mosquitto_broker DIR: Mosquitto on a free loopback port with its own config (queues
+# unbounded for the hub's session, TCP_NODELAY: acks are small replies the agent waits
+# for, docs/mqtt.md). Sets MQ_PORT, MQ_URL and MQ_PID; logs to DIR/mosquitto.log.
+mosquitto_broker() {
+    MQ_PORT="$(free_port)"
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmessage_size_limit 0\npersistence false\nset_tcp_nodelay true\n' \
+        "$MQ_PORT" > "$1/mosquitto.conf"
+    mosquitto -c "$1/mosquitto.conf" > "$1/mosquitto.log" 2>&1 &
+    MQ_PID=$!
+    pids+=($MQ_PID)
+    wait_for 10 bash -c "echo > /dev/tcp/127.0.0.1/$MQ_PORT"
+    MQ_URL="mqtt://127.0.0.1:$MQ_PORT"
+}
