@@ -110,14 +110,15 @@ Runs per figure: $RUNS (median, min–max), ${SECS} s each.
 | what | CPU s per minute of video (median, min–max) | ratio to ffmpeg decode |
 | --- | --- | --- |
 | \`ffmpeg -rtsp_transport tcp -i URL -f null -\` (decode every frame: baseline) | $(per_min "$ff_med") ($(per_min "$ff_min")–$(per_min "$ff_max")) | 1.00 |
-| vigil-agent ingest, recording branch + analysis at 5 fps (RGB) | $(per_min "$an_med") ($(per_min "$an_min")–$(per_min "$an_max")) | $(ratio "$an_med" "$ff_med") |
+| vigil-agent ingest, recording branch + analysis at 5 fps (I420 frames copied out) | $(per_min "$an_med") ($(per_min "$an_min")–$(per_min "$an_max")) | $(ratio "$an_med" "$ff_med") |
 | vigil-agent ingest, recording branch only (no decoding) | $(per_min "$rec_med") ($(per_min "$rec_min")–$(per_min "$rec_max")) | $(ratio "$rec_med" "$ff_med") |
 
 Commands: \`vigil-agent ingest --url URL --seconds $SECS --detect-fps 5|0\` under \`/usr/bin/time\`.
 
 Where the time goes: the analysis branch decodes **every** frame (H.264 frames depend on
 each other, so frames cannot be skipped before the decoder), then \`videorate\` keeps 5 fps
-and only those are converted to RGB. So the analysis branch costs about one full decode;
+and only those are copied out of the appsink, still as the decoder's I420 (the detector converts
+only its 416x416 input to RGB). So the analysis branch costs about one full decode;
 the recording branch (depayload, parse, ring) is small next to it.
 
 ## Clip verification (hash + GOP hashes + signature) vs sha256sum
