@@ -156,5 +156,5 @@ of the ${NPROC} cores. N grows until a condition fails.
 ${box_rows}
 Largest N that passed: **$best**. RSS grows while the pre-event rings fill (each holds
 pre_roll + max_clip + 10 s = 75 s of video by default), which takes most of the window;
-that it stays flat afterwards over 10 minutes is not measured yet.
+what happens after they are full is the Memory section's 10-minute run.
 MD
