@@ -111,6 +111,8 @@ pub fn gst_receive_access_units(
 ) -> Result<Vec<AccessUnit>> {
     let pattern: PathBuf = dir.join("au%06d.h264");
     let mut cmd = Command::new("gst-launch-1.0");
+    // GStreamer's own warnings go to stderr, which a failure prints.
+    cmd.env("GST_DEBUG", "2");
     cmd.arg("-q").args([
         "rtspsrc",
         &format!("location={url}"),
