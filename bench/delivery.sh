@@ -59,14 +59,6 @@ url = "$3"
 post_roll_seconds = 1.0
 TOML
 }
-start_hub() { # start_hub DATA_DIR LOG -> pid in HUB_PID
-    "$BIN/vigil-hub" agent add bench --public-key "$D/agent.pem" --data-dir "$1" > /dev/null 2>&1
-    RUST_LOG=info,vigil_hub::ingest=debug "$BIN/vigil-hub" --log-format json run --broker "$BROKER" \
-        --data-dir "$1" --web-listen 127.0.0.1:0 > "$2" 2>&1 &
-    HUB_PID=$!
-    pids+=($HUB_PID)
-    wait_for 20 grep -q "Connected to the broker" "$2"
-}
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # 1. Raw broker vs hub ingest, RUNS times each.
@@ -76,7 +68,7 @@ for r in $(seq "$RUNS"); do
         | python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])' >> "$D/raw"
     rm -rf "$D/outbox" "$D/hub$r"; cp -r "$D/outbox0" "$D/outbox"
     agent_config "$D/deliver.toml" "$D/outbox" "rtsp://127.0.0.1:9/unused"
-    start_hub "$D/hub$r" "$D/hub$r.log"
+    broker_hub "$D/hub$r" "$D/hub$r.log" bench "$D/agent.pem" "$BROKER"
     "$BIN/vigil-agent" deliver --config "$D/deliver.toml" --timeout-seconds 300 > "$D/deliver.json" 2> "$D/deliver.log" \
         || { cat "$D/deliver.log" >&2; exit 1; }
     python3 - "$D/deliver.json" "$NCLIPS" >> "$D/hub" <<'PY'
@@ -99,7 +91,7 @@ rm -rf "$D/evoutbox" "$D/evchain" "$D/hubev"
 agent_config "$D/run.toml" "$D/evoutbox" "$URLVT"
 sed -i "s#^chain_dir = .*#chain_dir = \"$D/evchain\"#" "$D/run.toml"
 echo "max_clip_seconds = 30.0" >> "$D/run.toml" # clip availability is measured on 30 s clips
-start_hub "$D/hubev" "$D/hubev.log"
+broker_hub "$D/hubev" "$D/hubev.log" bench "$D/agent.pem" "$BROKER"
 ORT_DYLIB_PATH="$ORT" "$BIN/vigil-agent" --log-format json run --config "$D/run.toml" --seconds "$EVSECS" \
     > /dev/null 2> "$D/agentev.log"
 sleep 1 # the last events' messages are on their way; the hub log is read after

@@ -67,3 +67,15 @@ mosquitto_broker() {
     wait_for 10 bash -c "echo > /dev/tcp/127.0.0.1/$MQ_PORT"
     MQ_URL="mqtt://127.0.0.1:$MQ_PORT"
 }
+
+# broker_hub DATA_DIR LOG AGENT_ID PEM BROKER_URL: `vigil-hub run` on an external broker
+# (JSON logs, ingest at debug: delivery.sh reads its timings) with AGENT_ID enrolled;
+# waits for the broker connection. Sets HUB_PID.
+broker_hub() {
+    "$BIN/vigil-hub" agent add "$3" --public-key "$4" --data-dir "$1" > /dev/null 2>&1
+    RUST_LOG=info,vigil_hub::ingest=debug "$BIN/vigil-hub" --log-format json run --broker "$5" \
+        --data-dir "$1" --web-listen 127.0.0.1:0 > "$2" 2>&1 &
+    HUB_PID=$!
+    pids+=($HUB_PID)
+    wait_for 20 grep -q "Connected to the broker" "$2"
+}

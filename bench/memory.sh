@@ -85,11 +85,7 @@ hub_ingest() {
     else
         mosquitto_broker "$d"
         broker=$MQ_URL
-        "$BIN/vigil-hub" agent add hubmem --public-key "$D/agent.pem" --data-dir "$d/hub" > /dev/null
-        "$BIN/vigil-hub" run --broker "$broker" --data-dir "$d/hub" --web-listen 127.0.0.1:0 > "$d/hub.log" 2>&1 &
-        HUB_PID=$!
-        pids+=($HUB_PID)
-        wait_for 20 grep -q "Connected to the broker" "$d/hub.log"
+        broker_hub "$d/hub" "$d/hub.log" hubmem "$D/agent.pem" "$broker"
     fi
     sleep 2 # settled, idle
     idle=$(rss_kib "$HUB_PID")

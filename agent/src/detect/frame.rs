@@ -57,6 +57,21 @@ impl YuvColour {
         }
     }
 
+    /// The same as the `yuv` crate's range and matrix.
+    fn yuv_params(self) -> (yuv::YuvRange, yuv::YuvStandardMatrix) {
+        let range = if self.full_range {
+            yuv::YuvRange::Full
+        } else {
+            yuv::YuvRange::Limited
+        };
+        let matrix = match self.matrix {
+            YuvMatrix::Bt601 => yuv::YuvStandardMatrix::Bt601,
+            YuvMatrix::Bt709 => yuv::YuvStandardMatrix::Bt709,
+            YuvMatrix::Bt2020 => yuv::YuvStandardMatrix::Bt2020,
+        };
+        (range, matrix)
+    }
+
     /// Coefficients of `r = y' + cr*v'`, `g = y' - cg_u*u' - cg_v*v'`, `b = y' + cb*u'`
     /// where `y' = (y - y0) * ys` and `u' = u - 128`, `v' = v - 128`, all in 0..255 RGB units:
     /// `[y0, ys, cr, cg_u, cg_v, cb]`.
@@ -237,64 +252,43 @@ impl<'a> FrameView<'a> {
             height: self.height,
         };
         let mut rgb = vec![0u8; self.width as usize * self.height as usize * 3];
-        let range = if colour.full_range {
-            yuv::YuvRange::Full
-        } else {
-            yuv::YuvRange::Limited
-        };
-        let matrix = match colour.matrix {
-            YuvMatrix::Bt601 => yuv::YuvStandardMatrix::Bt601,
-            YuvMatrix::Bt709 => yuv::YuvStandardMatrix::Bt709,
-            YuvMatrix::Bt2020 => yuv::YuvStandardMatrix::Bt2020,
-        };
+        let (range, matrix) = colour.yuv_params();
         yuv::yuv420_to_rgb(&image, &mut rgb, self.width * 3, range, matrix)
             .map_err(|e| DetectError::Snapshot(format!("cannot convert the frame to RGB: {e}")))?;
         Ok(Cow::Owned(rgb))
     }
 }
 
-/// Converts packed RGB24 to I420 (BT.601 limited range, 2x2 chroma averages).
-/// For tests and synthetic sources; cameras deliver YUV already.
-pub fn rgb_to_i420(rgb: &[u8], width: u32, height: u32) -> Vec<u8> {
-    let (w, h) = (width as usize, height as usize);
-    let (cw, ch) = chroma_size(width, height);
-    let (cw, ch) = (cw as usize, ch as usize);
-    let mut out = vec![0u8; w * h + 2 * cw * ch];
-    let (ys, chroma) = out.split_at_mut(w * h);
-    let (us, vs) = chroma.split_at_mut(cw * ch);
-    let px = |x: usize, y: usize| -> [f32; 3] {
-        let i = (y * w + x) * 3;
-        match rgb.get(i..i + 3) {
-            Some(p) => [p[0] as f32, p[1] as f32, p[2] as f32],
-            None => [0.0; 3],
-        }
+/// Converts packed RGB24 to I420 in BT.601 limited range (`yuv` crate), the
+/// layout [`PixelFormat::I420`] describes. Tests build camera-like frames with it.
+#[cfg(test)]
+pub(crate) fn rgb_to_i420(rgb: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let luma = width as usize * height as usize;
+    let c = chroma_len(width, height);
+    let mut out = vec![0u8; luma + 2 * c];
+    let (y, chroma) = out.split_at_mut(luma);
+    let (u, v) = chroma.split_at_mut(c);
+    let cw = chroma_size(width, height).0;
+    let mut image = yuv::YuvPlanarImageMut {
+        y_plane: yuv::BufferStoreMut::Borrowed(y),
+        y_stride: width,
+        u_plane: yuv::BufferStoreMut::Borrowed(u),
+        u_stride: cw,
+        v_plane: yuv::BufferStoreMut::Borrowed(v),
+        v_stride: cw,
+        width,
+        height,
     };
-    let (kr, kb) = YuvMatrix::Bt601.coefficients();
-    let kg = 1.0 - kr - kb;
-    for y in 0..h {
-        for x in 0..w {
-            let [r, g, b] = px(x, y);
-            let luma = kr * r + kg * g + kb * b;
-            ys[y * w + x] = (16.0 + luma * 219.0 / 255.0).round().clamp(0.0, 255.0) as u8;
-        }
-    }
-    for cy in 0..ch {
-        for cx in 0..cw {
-            let (mut su, mut sv, mut n) = (0.0f32, 0.0f32, 0.0f32);
-            for y in (2 * cy)..(2 * cy + 2).min(h) {
-                for x in (2 * cx)..(2 * cx + 2).min(w) {
-                    let [r, g, b] = px(x, y);
-                    let luma = kr * r + kg * g + kb * b;
-                    su += (b - luma) / (2.0 * (1.0 - kb));
-                    sv += (r - luma) / (2.0 * (1.0 - kr));
-                    n += 1.0;
-                }
-            }
-            let to = |c: f32| (128.0 + c / n * 224.0 / 255.0).round().clamp(0.0, 255.0) as u8;
-            us[cy * cw + cx] = to(su);
-            vs[cy * cw + cx] = to(sv);
-        }
-    }
+    let (range, matrix) = YuvColour::BT601.yuv_params();
+    let converted = yuv::rgb_to_yuv420(
+        &mut image,
+        rgb,
+        width * 3,
+        range,
+        matrix,
+        yuv::YuvConversionMode::Balanced,
+    );
+    assert!(converted.is_ok(), "rgb_to_i420: {converted:?}");
     out
 }
 

@@ -153,8 +153,8 @@ pub fn blackout(rgb: &mut [u8], width: u32, spans: &[Span]) {
 /// (the mask's edge, at most one pixel wide) lose their colour, never the reverse.
 pub fn blackout_i420(data: &mut [u8], width: u32, height: u32, colour: YuvColour, spans: &[Span]) {
     let (w, h) = (width as usize, height as usize);
-    let cw = chroma_size(width, height).0 as usize;
-    let chroma_plane = cw * chroma_size(width, height).1 as usize;
+    let (cw, ch) = chroma_size(width, height);
+    let (cw, chroma_plane) = (cw as usize, cw as usize * ch as usize);
     let (luma, chroma) = data.split_at_mut((w * h).min(data.len()));
     let (u, v) = chroma.split_at_mut(chroma_plane.min(chroma.len()));
     for s in spans {
