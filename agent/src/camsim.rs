@@ -342,14 +342,16 @@ fn feed(
     stop: &AtomicBool,
 ) {
     // `media-configure` runs before the media's pipeline leaves Null, and a push into an
-    // appsrc below Paused fails (flushing), which ended this thread: under load the first
-    // client of a fresh camsim then got no data at all. Wait for the pipeline first (a
-    // media that is never prepared releases this thread after 30 s).
+    // appsrc below Paused fails (flushing), which ended this thread. Waiting for Paused is
+    // not enough either: in Paused the element already has the pipeline's clock but its
+    // base time is still 0, so the running time read below was the clock's absolute time
+    // (minutes to days) and every buffer was stamped that far in the future: the RTSP
+    // sinks waited for it and the client got nothing (the "first client gets no video for
+    // 15 s" flake, reproduced under CPU load). A live media goes to Playing to preroll, so
+    // wait for Playing, where the base time is set (a media that is never prepared releases
+    // this thread after 30 s).
     let configured = Instant::now();
-    while !matches!(
-        appsrc.current_state(),
-        gst::State::Paused | gst::State::Playing
-    ) {
+    while appsrc.current_state() != gst::State::Playing {
         if stop.load(Ordering::SeqCst) || configured.elapsed() > Duration::from_secs(30) {
             return;
         }
