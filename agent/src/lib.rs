@@ -13,13 +13,15 @@
 //! - [`ingest`]: camera pipelines, the pre-event [`ingest::ring::GopRing`], clip cutting.
 //! - [`detect`]: ONNX detection, motion gate, zones/masks, tracker, calm events.
 //! - [`record`]: the one-shot `record` command (camera → signed clip directory).
-//! - [`runtime`]: `vigil-agent run`: cameras, detection, clip cutting and sealing ([`seal`]).
+//! - [`runtime`]: `vigil-agent run`: cameras, detection, clip cutting and sealing ([`seal`]);
+//!   [`clips`] decides which spans become clips and when.
 //! - [`deliver`]: `vigil-agent deliver`, the outbox to the hub without cameras.
 //! - [`outbox`]: the byte-bounded durable spool; [`uplink`] delivers it over MQTT (TLS,
 //!   credentials) and publishes [`live`] health and snapshots; [`metrics`] serves the
 //!   same counters to Prometheus.
 
 pub mod camsim;
+pub mod clips;
 pub mod config;
 pub mod deliver;
 pub mod detect;

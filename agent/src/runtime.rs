@@ -6,8 +6,9 @@
 //!                                                           └─ end ─▶ ClipScheduler ─▶ sign ─▶ outbox/clips/<id>/
 //! ```
 //!
-//! Overlapping events of one camera share one clip (the manifest lists them all); a
-//! clip longer than `max_clip_seconds` is split into parts linked by a recording id.
+//! Which spans become clips is [`crate::clips::ClipScheduler`]'s: overlapping events of
+//! one camera are one recording (no video in two clips), cut in parts linked by a
+//! recording id while a busy scene goes on, each part's manifest listing its events.
 //! Outbox writes are tmp + fsync + rename + directory fsync (see docs/architecture.md);
 //! the outbox is byte-bounded (oldest clips dropped, each reported).
 
@@ -21,11 +22,13 @@ use gstreamer as gst;
 use time::OffsetDateTime;
 use vigil_evidence::chain::ChainStore;
 use vigil_evidence::keys::SigningKey;
-use vigil_evidence::manifest::{EventRef, PartInfo};
 
+use vigil_evidence::manifest::PartInfo;
+
+use crate::clips::ClipScheduler;
 use crate::config::{AgentConfig, CameraConfig};
 use crate::detect::{
-    share, CameraAnalyzer, DetectService, DetectorOptions, EventMessage, EventPhase, OrtDetector,
+    share, CameraAnalyzer, DetectService, DetectorOptions, EventMessage, OrtDetector,
 };
 use crate::ingest::{Camera, CameraSettings, GopRing};
 use crate::live::AgentLive;
@@ -33,19 +36,16 @@ use crate::metrics::{AgentMetrics, MetricsServer, RunCounters};
 use crate::outbox::Outbox;
 use crate::seal::{recover_tmp_clip, ClipMeta, Sealer, TmpClip};
 
-/// A clip waiting for its post-roll to arrive.
-struct PendingClip {
-    from_ms: u64,
-    to_ms: u64,
-    events: Vec<EventRef>,
-}
-
 /// One camera's running parts.
 struct CameraRuntime {
     config: CameraConfig,
     ring: Arc<Mutex<GopRing>>,
     camera: Camera,
-    pending: Vec<PendingClip>,
+    clips: ClipScheduler,
+    /// The last recording's id and the index its next sealed part gets. The scheduler
+    /// cuts at times, not GOPs: a part shorter than a GOP holds none and is skipped,
+    /// so parts are numbered here, as they are sealed, without gaps.
+    recording: Option<(uuid::Uuid, u32)>,
 }
 
 /// Run until `shutdown` is set (or `run_for` elapses), then drain: open events are
@@ -144,7 +144,12 @@ pub fn run(
                 config: c.clone(),
                 ring,
                 camera,
-                pending: Vec::new(),
+                clips: ClipScheduler::new(
+                    c.pre_roll_seconds,
+                    c.post_roll_seconds,
+                    c.max_clip_seconds,
+                ),
+                recording: None,
             },
         );
     }
@@ -345,30 +350,8 @@ fn on_event(
     outbox.put_event(msg)?;
     counters.event(&e.camera_id, msg.phase.as_str());
     tracing::info!(camera = %e.camera_id, event = %e.id, label = %e.label, phase = ?msg.phase, "Event");
-    if msg.phase != EventPhase::End {
-        return Ok(());
-    }
-    let Some(cam) = cameras.get_mut(&e.camera_id) else {
-        return Ok(());
-    };
-    let pre = (cam.config.pre_roll_seconds * 1000.0) as u64;
-    let post = (cam.config.post_roll_seconds * 1000.0) as u64;
-    let from = e.start_pts_ms.saturating_sub(pre);
-    let to = e.end_pts_ms.unwrap_or(e.start_pts_ms) + post;
-    let event = EventRef {
-        id: e.id.to_string(),
-        label: e.label.clone(),
-    };
-    match cam.pending.last_mut() {
-        Some(last) if from <= last.to_ms => {
-            last.to_ms = last.to_ms.max(to);
-            last.events.push(event);
-        }
-        _ => cam.pending.push(PendingClip {
-            from_ms: from,
-            to_ms: to,
-            events: vec![event],
-        }),
+    if let Some(cam) = cameras.get_mut(&e.camera_id) {
+        cam.clips.on_event(msg);
     }
     Ok(())
 }
@@ -393,64 +376,62 @@ fn flush_ready(cam: &mut CameraRuntime, ctx: &mut SignContext, drain: bool) -> a
         })
         .map(|t| t.mseconds())
         .unwrap_or(0);
-    while let Some(p) = cam.pending.first() {
-        if !drain && p.to_ms > newest {
-            break;
-        }
-        let p = cam.pending.remove(0);
+    for cut in cam.clips.ready(newest, drain) {
         let caps = cam.camera.stats().caps.lock().ok().and_then(|c| c.clone());
         let Some(caps) = caps else { continue };
-        let max_ms = (cam.config.max_clip_seconds * 1000.0) as u64;
-        let parts: Vec<(u64, u64)> = (0..)
-            .map(|i| p.from_ms + i * max_ms)
-            .take_while(|s| *s < p.to_ms)
-            .map(|s| (s, (s + max_ms).min(p.to_ms)))
-            .collect();
-        let recording_id = uuid::Uuid::now_v7();
-        for (index, (from, to)) in parts.iter().enumerate() {
-            let gops = cam.ring.lock().map(|r| {
-                r.gops_between(
-                    gst::ClockTime::from_mseconds(*from),
-                    gst::ClockTime::from_mseconds(to.saturating_sub(1)),
-                )
-            });
-            let Ok(mut gops) = gops else { continue };
-            // Parts must not overlap: a GOP belongs to the part where it starts.
-            if index > 0 {
-                gops.retain(|g| g.units[0].pts.is_some_and(|t| t.mseconds() >= *from));
-            }
-            if index + 1 < parts.len() {
-                gops.retain(|g| g.units[0].pts.is_some_and(|t| t.mseconds() < *to));
-            }
-            if gops.is_empty() {
-                tracing::warn!(camera = %cam.config.id, from, to, "Clip span no longer in the ring; nothing to cut");
-                continue;
-            }
-            let clip_id = uuid::Uuid::now_v7();
-            let dir = ctx.outbox.clip_dir(clip_id);
-            let part = (parts.len() > 1).then_some(PartInfo {
-                recording_id,
-                index: index as u32,
-            });
-            tracing::info!(camera = %cam.config.id, clip = %clip_id, from_ms = from, to_ms = to, "Sealing a clip");
-            let prepared = crate::seal::prepare(&gops, &caps)?;
-            // Room first (oldest clips dropped and reported), then the seq is taken.
-            let (_room, _drops) = ctx.outbox.make_room(prepared.dir_bytes())?;
-            let (signed, muxed) = ctx.sealer.seal_prepared(
-                &cam.config.id,
-                prepared,
-                ClipMeta {
-                    clip_id,
-                    events: p.events.clone(),
-                    part,
-                },
-                &dir,
-            )?;
-            ctx.counters
-                .clip_sealed(&cam.config.id, signed.record().file.size);
-            ctx.outbox.notify_new_entry();
-            tracing::info!(camera = %cam.config.id, clip = %clip_id, seq = signed.record().seq, frames = muxed.frames, "Clip signed and spooled");
+        let (from, to) = (cut.from_ms, cut.to_ms);
+        let gops = cam.ring.lock().map(|r| {
+            r.gops_between(
+                gst::ClockTime::from_mseconds(from),
+                gst::ClockTime::from_mseconds(to.saturating_sub(1)),
+            )
+        });
+        let Ok(mut gops) = gops else { continue };
+        // Parts must not overlap: a GOP belongs to the part where it starts.
+        if cut.drop_gops_before_from {
+            gops.retain(|g| g.units[0].pts.is_some_and(|t| t.mseconds() >= from));
         }
+        if cut.drop_gops_from_to {
+            gops.retain(|g| g.units[0].pts.is_some_and(|t| t.mseconds() < to));
+        }
+        if gops.is_empty() {
+            if cut.part.is_none() || !cut.drop_gops_before_from {
+                tracing::warn!(camera = %cam.config.id, from, to, "Clip span no longer in the ring; nothing to cut");
+            }
+            // Otherwise a later part shorter than a GOP: its video is in the part before.
+            continue;
+        }
+        let part = cut.part.map(|p| {
+            let index = match cam.recording {
+                Some((id, next)) if id == p.recording_id => next,
+                _ => 0,
+            };
+            cam.recording = Some((p.recording_id, index + 1));
+            PartInfo {
+                recording_id: p.recording_id,
+                index,
+            }
+        });
+        let clip_id = uuid::Uuid::now_v7();
+        let dir = ctx.outbox.clip_dir(clip_id);
+        tracing::info!(camera = %cam.config.id, clip = %clip_id, from_ms = from, to_ms = to, events = cut.events.len(), "Sealing a clip");
+        let prepared = crate::seal::prepare(&gops, &caps)?;
+        // Room first (oldest clips dropped and reported), then the seq is taken.
+        let (_room, _drops) = ctx.outbox.make_room(prepared.dir_bytes())?;
+        let (signed, muxed) = ctx.sealer.seal_prepared(
+            &cam.config.id,
+            prepared,
+            ClipMeta {
+                clip_id,
+                events: cut.events,
+                part,
+            },
+            &dir,
+        )?;
+        ctx.counters
+            .clip_sealed(&cam.config.id, signed.record().file.size);
+        ctx.outbox.notify_new_entry();
+        tracing::info!(camera = %cam.config.id, clip = %clip_id, seq = signed.record().seq, frames = muxed.frames, "Clip signed and spooled");
     }
     Ok(())
 }
