@@ -68,6 +68,28 @@ fn broker_outage_loses_nothing_and_duplicates_nothing() -> Result<()> {
         sql(&db, "SELECT COUNT(DISTINCT clip_id) FROM clips")?,
         signed.to_string()
     );
+    // No video in two clips: people overlap all the time in this footage, and each GOP
+    // (by its hash: the 75 s run is shorter than one 79.5 s loop of the file) must be in
+    // exactly one clip of the camera, not in one clip per person.
+    let manifests = sql(
+        &db,
+        "SELECT CAST(manifest AS TEXT) FROM clips WHERE camera_id='cam1' ORDER BY seq",
+    )?;
+    let mut seen = std::collections::HashMap::new();
+    for (i, line) in manifests.lines().enumerate() {
+        let m: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("manifest of clip {}", i + 1))?;
+        for gop in m["gops"].as_array().context("manifest without gops")? {
+            let hash = gop["sha256"].as_str().context("GOP without sha256")?;
+            if let Some(first) = seen.insert(hash.to_string(), i + 1) {
+                panic!(
+                    "GOP {hash} is in clip {first} and clip {} of the chain",
+                    i + 1
+                );
+            }
+        }
+    }
+    assert!(!seen.is_empty(), "no GOP in any manifest");
     assert_eq!(
         sql(
             &db,
