@@ -18,7 +18,9 @@
 //! 3. A recording of more than one clip links its parts: shared `recording_id`,
 //!    indices 0, 1, ...; no part is longer than `max_clip_seconds`.
 //! 4. A GOP belongs to the part where it starts: parts never share video, and the
-//!    first part keeps the GOP its pre-roll starts in.
+//!    first part keeps the GOP its pre-roll starts in. An event whose start or end
+//!    reaches the scheduler after a cut it overlaps (analysis lags the recording
+//!    branch) only gets the video after that cut.
 //! 5. A part lists the events whose windows overlap it.
 
 use std::collections::{HashMap, VecDeque};
@@ -44,8 +46,9 @@ pub struct ClipCut {
     pub events: Vec<EventRef>,
     /// Set when the window was split into parts.
     pub part: Option<PartInfo>,
-    /// Keep only GOPs that start at or after `from_ms` (every part but the first).
-    pub drop_gops_before_from: bool,
+    /// Keep only GOPs that start at or after this: the end of the previous cut, whose
+    /// clip holds every GOP that started before it (`None` before the first cut).
+    pub gops_from_ms: Option<u64>,
     /// Keep only GOPs that start before `to_ms` (every part but the last).
     pub drop_gops_from_to: bool,
 }
@@ -76,10 +79,14 @@ pub struct ClipScheduler {
     post_ms: u64,
     /// Longest clip; at least 1 ms.
     max_ms: u64,
-    /// Started, not yet ended events: id → window start.
+    /// Started, not yet ended events by id (their windows are open-ended).
     open: HashMap<String, EventWindow>,
     /// Windows in time order, none overlapping the next.
     pending: VecDeque<Pending>,
+    /// End of the last cut: video before it is in a clip already. An event's start or
+    /// end can reach the scheduler after a cut it would have joined (analysis lags the
+    /// recording branch), so later windows are clamped to start here.
+    cut_until: Option<u64>,
 }
 
 impl ClipScheduler {
@@ -92,6 +99,7 @@ impl ClipScheduler {
             max_ms: ms(max_clip_seconds).max(1),
             open: HashMap::new(),
             pending: VecDeque::new(),
+            cut_until: None,
         }
     }
 
@@ -118,6 +126,11 @@ impl ClipScheduler {
             EventPhase::End => {
                 self.open.remove(&id);
                 let to_ms = e.end_pts_ms.unwrap_or(e.start_pts_ms) + self.post_ms;
+                let from_ms = from_ms.max(self.cut_until.unwrap_or(0));
+                if to_ms <= from_ms {
+                    // All of its video is in clips already cut.
+                    return;
+                }
                 let window = EventWindow {
                     event: EventRef {
                         id,
@@ -164,15 +177,15 @@ impl ClipScheduler {
         self.pending = keep;
     }
 
-    /// Events still open.
-    pub fn open_events(&self) -> usize {
-        self.open.len()
-    }
-
     /// The clips to cut now that the ring's newest unit is at `newest_ms` (every
     /// pending window when `drain`), oldest first.
     pub fn ready(&mut self, newest_ms: u64, drain: bool) -> Vec<ClipCut> {
         let mut cuts = Vec::new();
+        if self.cut_until.is_some_and(|c| newest_ms < c) {
+            // The stream's clock went back (camera reconnected): earlier cuts say
+            // nothing about the new timeline.
+            self.cut_until = None;
+        }
         while let Some(p) = self.pending.front_mut() {
             let held = !drain && self.open.values().any(|o| o.from_ms <= p.to_ms);
             if held {
@@ -198,7 +211,7 @@ impl ClipScheduler {
                             recording_id,
                             index,
                         }),
-                        drop_gops_before_from: index > 0,
+                        gops_from_ms: self.cut_until.replace(end),
                         drop_gops_from_to: true,
                     });
                     p.from_ms = end;
@@ -225,6 +238,7 @@ impl ClipScheduler {
             let split = p.recording.is_some() || spans.len() > 1;
             for (i, &(from, to)) in spans.iter().enumerate() {
                 let index = first_index + i as u32;
+                let gops_from_ms = self.cut_until.replace(to);
                 cuts.push(ClipCut {
                     from_ms: from,
                     to_ms: to,
@@ -233,7 +247,7 @@ impl ClipScheduler {
                         recording_id,
                         index,
                     }),
-                    drop_gops_before_from: index > 0,
+                    gops_from_ms,
                     drop_gops_from_to: i + 1 < spans.len(),
                 });
             }
@@ -327,7 +341,8 @@ mod tests {
         assert_eq!((cuts[0].from_ms, cuts[0].to_ms), (5_000, 17_000));
         assert_eq!(ids(&cuts[0]), vec![1]);
         assert_eq!(cuts[0].part, None);
-        assert!(!cuts[0].drop_gops_before_from && !cuts[0].drop_gops_from_to);
+        assert_eq!(cuts[0].gops_from_ms, None);
+        assert!(!cuts[0].drop_gops_from_to);
         assert!(s.ready(60_000, false).is_empty(), "cut only once");
     }
 
@@ -345,7 +360,8 @@ mod tests {
         assert_eq!(ids(&cuts[0]), vec![1, 2]);
         let recording = cuts[0].part.as_ref().map(|p| (p.recording_id, p.index));
         assert_eq!(recording.map(|r| r.1), Some(0));
-        assert!(!cuts[0].drop_gops_before_from && cuts[0].drop_gops_from_to);
+        assert_eq!(cuts[0].gops_from_ms, None);
+        assert!(cuts[0].drop_gops_from_to);
         assert!(s.ready(30_000, false).is_empty(), "event 2 still open");
         s.on_event(&end(2, 12_000, 31_000));
         assert!(s.ready(33_999, false).is_empty());
@@ -358,7 +374,8 @@ mod tests {
             cuts[0].part.as_ref().map(|p| (p.recording_id, p.index)),
             recording.map(|r| (r.0, 1))
         );
-        assert!(cuts[0].drop_gops_before_from && !cuts[0].drop_gops_from_to);
+        assert_eq!(cuts[0].gops_from_ms, Some(17_000));
+        assert!(!cuts[0].drop_gops_from_to);
     }
 
     #[test]
@@ -408,6 +425,8 @@ mod tests {
         assert_eq!(cuts.len(), 1);
         assert_eq!((cuts[0].from_ms, cuts[0].to_ms), (20_000, 30_000));
         assert_eq!(ids(&cuts[0]), vec![2]);
+        // The GOP event 1's clip ended in may reach past 17 s: it stays there.
+        assert_eq!(cuts[0].gops_from_ms, Some(17_000));
     }
 
     #[test]
@@ -442,8 +461,9 @@ mod tests {
             .collect();
         let r = recording.unwrap_or_default();
         assert_eq!(parts, vec![Some((r, 2)), Some((r, 3))]);
-        assert!(cuts[0].drop_gops_before_from && cuts[0].drop_gops_from_to);
-        assert!(cuts[1].drop_gops_before_from && !cuts[1].drop_gops_from_to);
+        assert_eq!(cuts[0].gops_from_ms, Some(77_000));
+        assert_eq!(cuts[1].gops_from_ms, Some(137_000));
+        assert!(cuts[0].drop_gops_from_to && !cuts[1].drop_gops_from_to);
         assert!(s.ready(400_000, false).is_empty());
     }
 
@@ -464,8 +484,10 @@ mod tests {
             cuts[0].part.as_ref().map(|p| p.recording_id),
             cuts[1].part.as_ref().map(|p| p.recording_id)
         );
-        assert!(!cuts[0].drop_gops_before_from && cuts[0].drop_gops_from_to);
-        assert!(cuts[1].drop_gops_before_from && !cuts[1].drop_gops_from_to);
+        assert_eq!(cuts[0].gops_from_ms, None);
+        assert!(cuts[0].drop_gops_from_to);
+        assert_eq!(cuts[1].gops_from_ms, Some(15_000));
+        assert!(!cuts[1].drop_gops_from_to);
     }
 
     #[test]
@@ -489,6 +511,46 @@ mod tests {
         assert_eq!(got, vec![2, 3]);
         assert_eq!(cuts[0].part.as_ref().map(|p| p.index), Some(1));
         assert!(s.ready(100_000, false).is_empty());
+    }
+
+    #[test]
+    fn an_event_reported_after_a_cut_gets_only_the_video_after_it() {
+        let mut s = scheduler();
+        s.on_event(&start(1, 10_000));
+        s.on_event(&end(1, 10_000, 14_000));
+        let cuts = s.ready(17_000, false);
+        assert_eq!((cuts[0].from_ms, cuts[0].to_ms), (5_000, 17_000));
+        // Event 2 (window 10..20 s) is reported only now: it starts at the cut.
+        s.on_event(&start(2, 15_000));
+        s.on_event(&end(2, 15_000, 17_000));
+        let cuts = s.ready(20_000, false);
+        assert_eq!(cuts.len(), 1, "{cuts:?}");
+        assert_eq!((cuts[0].from_ms, cuts[0].to_ms), (17_000, 20_000));
+        assert_eq!(
+            cuts[0].gops_from_ms,
+            Some(17_000),
+            "the GOP at 17 s is in the first clip"
+        );
+        // Event 3 ends before the last cut: nothing more to cut.
+        s.on_event(&start(3, 12_000));
+        s.on_event(&end(3, 12_000, 13_000));
+        assert!(s.ready(30_000, false).is_empty());
+    }
+
+    #[test]
+    fn a_stream_clock_that_restarts_forgets_the_last_cut() {
+        let mut s = scheduler();
+        s.on_event(&start(1, 50_000));
+        s.on_event(&end(1, 50_000, 54_000));
+        assert_eq!(s.ready(57_000, false).len(), 1);
+        // The camera reconnected; its timestamps start again near 0.
+        assert!(s.ready(1_000, false).is_empty());
+        s.on_event(&start(2, 10_000));
+        s.on_event(&end(2, 10_000, 14_000));
+        let cuts = s.ready(17_000, false);
+        assert_eq!(cuts.len(), 1, "{cuts:?}");
+        assert_eq!((cuts[0].from_ms, cuts[0].to_ms), (5_000, 17_000));
+        assert_eq!(cuts[0].gops_from_ms, None);
     }
 
     #[test]

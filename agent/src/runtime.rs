@@ -387,18 +387,19 @@ fn flush_ready(cam: &mut CameraRuntime, ctx: &mut SignContext, drain: bool) -> a
             )
         });
         let Ok(mut gops) = gops else { continue };
-        // Parts must not overlap: a GOP belongs to the part where it starts.
-        if cut.drop_gops_before_from {
-            gops.retain(|g| g.units[0].pts.is_some_and(|t| t.mseconds() >= from));
+        if gops.is_empty() {
+            tracing::warn!(camera = %cam.config.id, from, to, "Clip span no longer in the ring; nothing to cut");
+            continue;
+        }
+        // No GOP in two clips: one that started before the previous cut is in its clip.
+        if let Some(t) = cut.gops_from_ms {
+            gops.retain(|g| g.units[0].pts.is_some_and(|p| p.mseconds() >= t));
         }
         if cut.drop_gops_from_to {
-            gops.retain(|g| g.units[0].pts.is_some_and(|t| t.mseconds() < to));
+            gops.retain(|g| g.units[0].pts.is_some_and(|p| p.mseconds() < to));
         }
         if gops.is_empty() {
-            if cut.part.is_none() || !cut.drop_gops_before_from {
-                tracing::warn!(camera = %cam.config.id, from, to, "Clip span no longer in the ring; nothing to cut");
-            }
-            // Otherwise a later part shorter than a GOP: its video is in the part before.
+            // A span shorter than a GOP: its video is in the clip before.
             continue;
         }
         let part = cut.part.map(|p| {
