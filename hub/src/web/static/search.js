@@ -46,10 +46,15 @@
       el("td", {}, clipBadge(status), el("span", { class: "muted", text: " " + (c.verify.by === "ingest" ? "at ingest" : "re-checked " + fmtTime(c.verify.at)) })));
   }
 
+  // Only the latest search renders: the page's own first search can answer after the
+  // user's, and its rows replaced the user's results (and the boxes ticked in them).
+  let latest = 0;
   async function run(before) {
+    const mine = ++latest;
     if (!before) { query = params(null); head(); }
     const q = params(before);
     const r = await api("GET", (kind === "events" ? "/api/events?" : "/api/clips?") + q);
+    if (mine !== latest) return;
     const body = document.getElementById("result-rows");
     if (!before) body.replaceChildren();
     const items = kind === "events" ? r.events : r.clips;
