@@ -22,7 +22,6 @@ use gstreamer as gst;
 use time::OffsetDateTime;
 use vigil_evidence::chain::ChainStore;
 use vigil_evidence::keys::SigningKey;
-
 use vigil_evidence::manifest::PartInfo;
 
 use crate::clips::ClipScheduler;
