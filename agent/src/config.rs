@@ -88,6 +88,10 @@ pub struct CameraConfig {
     /// Analysed frames per second. Default 5.
     #[serde(default = "default_fps")]
     pub detect_fps: f64,
+    /// Software decoder threads for the analysis branch; 0 = one per core. Default 1
+    /// (cheapest per frame; raise it only for a stream one core cannot decode, e.g. 4K).
+    #[serde(default = "default_decode_threads")]
+    pub decode_threads: u32,
     /// Seconds of video before an event kept in its clip. Default 5.
     #[serde(default = "default_pre_roll")]
     pub pre_roll_seconds: f64,
@@ -110,6 +114,9 @@ fn default_transport() -> Transport {
 }
 fn default_fps() -> f64 {
     5.0
+}
+fn default_decode_threads() -> u32 {
+    1
 }
 fn default_pre_roll() -> f64 {
     5.0
@@ -221,6 +228,12 @@ impl AgentConfig {
                     c.detect_fps
                 ));
             }
+            if c.decode_threads > 16 {
+                p.push(format!(
+                    "{key}.decode_threads: {} is outside 0..16 (0 = one per core)",
+                    c.decode_threads
+                ));
+            }
             for (name, v, max) in [
                 ("pre_roll_seconds", c.pre_roll_seconds, 60.0),
                 ("post_roll_seconds", c.post_roll_seconds, 60.0),
@@ -266,6 +279,7 @@ detect_fps = 0
 id = "cam1"
 url = "rtsp://10.0.0.2/s"
 max_clip_seconds = 1
+decode_threads = 64
 "#;
         let c: AgentConfig = toml::from_str(text).expect("parses");
         let p = c.problems();
@@ -275,8 +289,9 @@ max_clip_seconds = 1
         assert!(all.contains("cameras[0].detect_fps"), "{all}");
         assert!(all.contains("cameras[1].id: \"cam1\" is used"), "{all}");
         assert!(all.contains("cameras[1].max_clip_seconds"), "{all}");
+        assert!(all.contains("cameras[1].decode_threads: 64"), "{all}");
         assert!(all.contains("outbox.max_bytes: 1000"), "{all}");
-        assert_eq!(p.len(), 6, "{all}");
+        assert_eq!(p.len(), 7, "{all}");
     }
 
     #[test]

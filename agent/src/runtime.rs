@@ -124,6 +124,7 @@ pub fn run(
         let mut settings = CameraSettings::new(&c.id, &c.url);
         settings.transport = c.transport;
         settings.detect_fps = c.detect_fps;
+        settings.decode_threads = c.decode_threads;
         let r2 = ring.clone();
         let s2 = service.clone();
         let camera = Camera::spawn(

@@ -87,7 +87,10 @@ pub fn build(
         .map_err(|e| PipelineError::Assemble(e.to_string()))?;
 
     let pipeline_weak = pipeline.downgrade();
-    let detect_fps = settings.detect_fps;
+    let analysis = Analysis {
+        fps: settings.detect_fps,
+        decode_threads: settings.decode_threads,
+    };
     let camera_id = settings.id.clone();
     let linked = Arc::new(std::sync::atomic::AtomicBool::new(false));
     src.connect_pad_added(move |_, pad| {
@@ -108,7 +111,7 @@ pub fn build(
             &pipeline,
             pad,
             &camera_id,
-            detect_fps,
+            analysis,
             stats.clone(),
             on_unit.clone(),
             on_frame.clone(),
@@ -119,11 +122,20 @@ pub fn build(
     Ok(pipeline)
 }
 
+/// What the analysis branch is asked for.
+#[derive(Debug, Clone, Copy)]
+struct Analysis {
+    /// Frames per second handed to detection.
+    fps: f64,
+    /// Software decoder threads (0 = the decoder's choice).
+    decode_threads: u32,
+}
+
 fn link_video(
     pipeline: &gst::Pipeline,
     rtp_pad: &gst::Pad,
     camera_id: &str,
-    detect_fps: f64,
+    analysis: Analysis,
     stats: Arc<CameraStats>,
     on_unit: UnitSink,
     on_frame: Option<FrameSink>,
@@ -164,7 +176,7 @@ fn link_video(
             pad,
             &name,
             &camera_id,
-            detect_fps,
+            analysis,
             stats.clone(),
             on_unit.clone(),
             on_frame.clone(),
@@ -181,7 +193,7 @@ fn link_branches(
     parsed_pad: &gst::Pad,
     media: &str,
     camera_id: &str,
-    detect_fps: f64,
+    analysis: Analysis,
     stats: Arc<CameraStats>,
     on_unit: UnitSink,
     on_frame: Option<FrameSink>,
@@ -267,9 +279,18 @@ fn link_branches(
             None
         });
         let decode = make("decodebin")?;
+        if let Some(bin) = decode.downcast_ref::<gst::Bin>() {
+            let threads = i32::try_from(analysis.decode_threads).unwrap_or(i32::MAX);
+            bin.connect_deep_element_added(move |_, _, element| {
+                // gst-libav's software decoders; hardware decoders have no such property.
+                if element.find_property("max-threads").is_some() {
+                    element.set_property("max-threads", threads);
+                }
+            });
+        }
         let rate = make("videorate")?;
         rate.set_property("drop-only", true);
-        rate.set_property("max-rate", detect_fps.ceil().max(1.0) as i32);
+        rate.set_property("max-rate", analysis.fps.ceil().max(1.0) as i32);
         let convert = make("videoconvert")?;
         let rawfilter = make("capsfilter")?;
         rawfilter.set_property(
