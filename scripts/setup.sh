@@ -24,7 +24,7 @@ fi
 
 # 1. Debian packages ----------------------------------------------------------
 PACKAGES=(
-    build-essential pkg-config curl unzip ca-certificates python3-pip
+    build-essential pkg-config cmake nasm curl unzip ca-certificates python3-pip
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
     libgstrtspserver-1.0-dev gstreamer1.0-tools gstreamer1.0-plugins-base
     gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly

@@ -152,25 +152,34 @@ pub fn live_jpeg(
     )))
 }
 
-/// Baseline JPEG of `img` (`jpeg-encoder`, SIMD when the CPU has it: several times
-/// faster than the `image` crate's encoder, which cost ~10 % of an agent's CPU).
+/// Baseline JPEG of `img` (libjpeg-turbo through `turbojpeg`: SIMD colour conversion,
+/// DCT and entropy coding, ~4x faster than the pure-Rust `jpeg-encoder` it replaced,
+/// whose snapshots cost ~7 % of an agent's CPU in a busy scene).
 fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, DetectError> {
-    let (Ok(w), Ok(h)) = (u16::try_from(img.width()), u16::try_from(img.height())) else {
+    let fail = |e: turbojpeg::Error| DetectError::Snapshot(e.to_string());
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    if width > 65_535 || height > 65_535 {
         return Err(DetectError::Snapshot(format!(
-            "{}x{} is larger than JPEG allows (65535)",
-            img.width(),
-            img.height()
+            "{width}x{height} is larger than JPEG allows (65535)"
         )));
-    };
-    let mut out = Vec::with_capacity(img.as_raw().len() / 8);
-    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100));
+    }
+    let mut compressor = turbojpeg::Compressor::new().map_err(fail)?;
+    compressor
+        .set_quality(i32::from(quality.clamp(1, 100)))
+        .map_err(fail)?;
     // No chroma subsampling: with 4:2:0 the colours next to a privacy mask bleed into
     // it (masked pixels must stay black in every snapshot).
-    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_4_4);
-    encoder
-        .encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
-        .map_err(|e| DetectError::Snapshot(e.to_string()))?;
-    Ok(out)
+    compressor
+        .set_subsamp(turbojpeg::Subsamp::None)
+        .map_err(fail)?;
+    let image = turbojpeg::Image {
+        pixels: img.as_raw().as_slice(),
+        width,
+        pitch: width * 3,
+        height,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    compressor.compress_to_vec(image).map_err(fail)
 }
 
 /// Serde adapter: `Vec<u8>` as a standard base64 string.
