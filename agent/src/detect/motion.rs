@@ -150,25 +150,24 @@ impl MotionGate {
             PixelFormat::I420(c) if c.full_range => (w, 1, 0.0, 1.0),
             PixelFormat::I420(_) => (w, 1, 16.0, 255.0 / 219.0),
         };
-        let luma = |p: &[u8]| -> u32 {
-            match img.format {
-                PixelFormat::Rgb24 => {
-                    (p[0] as u32 * 77 + p[1] as u32 * 150 + p[2] as u32 * 29) >> 8
-                }
-                PixelFormat::I420(_) => p[0] as u32,
-            }
-        };
+        let rgb = img.format == PixelFormat::Rgb24;
         for sy in 0..sh {
             let (y0, y1) = (sy * h / sh, ((sy + 1) * h / sh).max(sy * h / sh + 1));
             for sx in 0..sw {
                 let (x0, x1) = (sx * w / sw, ((sx + 1) * w / sw).max(sx * w / sw + 1));
-                let (mut sum, mut n) = (0u32, 0u32);
+                let (x1, mut sum, mut n) = (x1.min(w), 0u32, 0u32);
                 for y in (y0..y1.min(h)).step_by(2) {
-                    let row = &img.data[y * stride..y * stride + stride];
-                    for x in (x0..x1.min(w)).step_by(2) {
-                        sum += luma(&row[x * step..x * step + step]);
-                        n += 1;
-                    }
+                    // Every other pixel of the block's run in this row.
+                    let run = &img.data[y * stride + x0 * step..y * stride + x1 * step];
+                    n += x1.saturating_sub(x0).div_ceil(2) as u32;
+                    sum += if rgb {
+                        run.chunks_exact(3)
+                            .step_by(2)
+                            .map(|p| (p[0] as u32 * 77 + p[1] as u32 * 150 + p[2] as u32 * 29) >> 8)
+                            .sum::<u32>()
+                    } else {
+                        run.iter().step_by(2).map(|&p| u32::from(p)).sum::<u32>()
+                    };
                 }
                 let mean = sum as f32 / n.max(1) as f32;
                 self.gray[sy * sw + sx] = ((mean - offset) * scale).round().clamp(0.0, 255.0) as u8;
