@@ -37,15 +37,17 @@ camsim target/samples/vtest_1080p15.mp4 a
 URL1080=$CAMSIM_URL
 
 # 1. Ingest CPU for one 1080p15 camera: analysis at 5 fps, recording only, vs ffmpeg decode.
-: > "$WORK/ing_an"; : > "$WORK/ing_rec"; : > "$WORK/ffm"
+: > "$WORK/ing_an"; : > "$WORK/ing_rec"; : > "$WORK/ffm"; : > "$WORK/ffm_auto"
 for _ in $(seq $RUNS); do
     cpu_seconds "$BIN/vigil-agent" ingest --url "$URL1080" --seconds "$SECS" --detect-fps 5 >> "$WORK/ing_an"
     cpu_seconds "$BIN/vigil-agent" ingest --url "$URL1080" --seconds "$SECS" --detect-fps 0 >> "$WORK/ing_rec"
-    cpu_seconds ffmpeg -nostdin -v error -rtsp_transport tcp -i "$URL1080" -t "$SECS" -f null - >> "$WORK/ffm"
+    cpu_seconds ffmpeg -nostdin -v error -threads 1 -rtsp_transport tcp -i "$URL1080" -t "$SECS" -f null - >> "$WORK/ffm"
+    cpu_seconds ffmpeg -nostdin -v error -rtsp_transport tcp -i "$URL1080" -t "$SECS" -f null - >> "$WORK/ffm_auto"
 done
 read -r an_med an_min an_max < <(stats < "$WORK/ing_an")
 read -r rec_med rec_min rec_max < <(stats < "$WORK/ing_rec")
 read -r ff_med ff_min ff_max < <(stats < "$WORK/ffm")
+read -r ffd_med ffd_min ffd_max < <(stats < "$WORK/ffm_auto")
 per_min() { awk -v c="$1" -v s="$SECS" 'BEGIN {printf "%.2f", c * 60 / s}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
@@ -109,7 +111,8 @@ Runs per figure: $RUNS (median, min–max), ${SECS} s each.
 
 | what | CPU s per minute of video (median, min–max) | ratio to ffmpeg decode |
 | --- | --- | --- |
-| \`ffmpeg -rtsp_transport tcp -i URL -f null -\` (decode every frame: baseline) | $(per_min "$ff_med") ($(per_min "$ff_min")–$(per_min "$ff_max")) | 1.00 |
+| \`ffmpeg -threads 1 -rtsp_transport tcp -i URL -f null -\` (decode every frame, one thread like the agent: baseline) | $(per_min "$ff_med") ($(per_min "$ff_min")–$(per_min "$ff_max")) | 1.00 |
+| \`ffmpeg -rtsp_transport tcp -i URL -f null -\` (ffmpeg's default frame threading) | $(per_min "$ffd_med") ($(per_min "$ffd_min")–$(per_min "$ffd_max")) | $(ratio "$ffd_med" "$ff_med") |
 | vigil-agent ingest, recording branch + analysis at 5 fps (I420 frames copied out) | $(per_min "$an_med") ($(per_min "$an_min")–$(per_min "$an_max")) | $(ratio "$an_med" "$ff_med") |
 | vigil-agent ingest, recording branch only (no decoding) | $(per_min "$rec_med") ($(per_min "$rec_min")–$(per_min "$rec_max")) | $(ratio "$rec_med" "$ff_med") |
 
@@ -119,7 +122,9 @@ Where the time goes: the analysis branch decodes **every** frame (H.264 frames d
 each other, so frames cannot be skipped before the decoder), then \`videorate\` keeps 5 fps
 and only those are copied out of the appsink, still as the decoder's I420 (the detector converts
 only its 416x416 input to RGB). So the analysis branch costs about one full decode;
-the recording branch (depayload, parse, ring) is small next to it.
+the recording branch (depayload, parse, ring) is small next to it. The agent's decoder runs
+one thread per camera (\`decode_threads = 1\`, the default): frame threading costs more CPU
+per frame and a frame of latency, and a box's parallelism is its cameras.
 
 ## Clip verification (hash + GOP hashes + signature) vs sha256sum
 

@@ -378,8 +378,12 @@ fn flush_ready(cam: &mut CameraRuntime, ctx: &mut SignContext, drain: bool) -> a
         .unwrap_or(0);
     for cut in cam.clips.ready(newest, drain) {
         let caps = cam.camera.stats().caps.lock().ok().and_then(|c| c.clone());
-        let Some(caps) = caps else { continue };
         let (from, to) = (cut.from_ms, cut.to_ms);
+        let Some(caps) = caps else {
+            // Caps are set with the first access unit, so the ring is empty too.
+            tracing::warn!(camera = %cam.config.id, from, to, events = cut.events.len(), "Clip not cut: no video has arrived from the camera yet");
+            continue;
+        };
         let gops = cam.ring.lock().map(|r| {
             r.gops_between(
                 gst::ClockTime::from_mseconds(from),

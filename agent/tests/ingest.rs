@@ -299,3 +299,69 @@ fn h265_camera_records_and_analyses_through_the_same_path() {
     let units: usize = complete.iter().map(|g| g.units.len()).sum();
     assert_eq!(desc.frame_count as usize, units);
 }
+
+/// Names of this process's threads whose name starts with `prefix`, with how many
+/// threads carry each (threads a library spawns inherit their creator's name).
+fn thread_names(prefix: &str) -> std::collections::HashMap<String, usize> {
+    let mut names = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return names;
+    };
+    for task in tasks.flatten() {
+        if let Ok(name) = std::fs::read_to_string(task.path().join("comm")) {
+            let name = name.trim().to_string();
+            if name.starts_with(prefix) {
+                *names.entry(name).or_insert(0) += 1;
+            }
+        }
+    }
+    names
+}
+
+/// Runs a camera with `decode_threads` until it has analysed frames; returns the
+/// queue thread names that appeared meanwhile and how many threads carry each.
+fn queue_threads_while_decoding(decode_threads: u32) -> Vec<(String, usize)> {
+    let before = thread_names("queue");
+    let sim = Sim::start("vtest.mp4", 0);
+    let frames = Arc::new(AtomicU64::new(0));
+    let f2 = frames.clone();
+    let mut s = settings(&sim.url);
+    s.decode_threads = decode_threads;
+    let mut cam = Camera::spawn(
+        s,
+        Arc::new(|_| {}),
+        Some(Arc::new(move |_f| {
+            f2.fetch_add(1, Ordering::Relaxed);
+        })),
+    )
+    .expect("spawn");
+    wait_until("analysis frames", Duration::from_secs(30), || {
+        frames.load(Ordering::Relaxed) >= 10
+    });
+    let during = thread_names("queue");
+    cam.stop();
+    during
+        .into_iter()
+        .filter(|(name, _)| !before.contains_key(name))
+        .collect()
+}
+
+#[test]
+fn decode_threads_bounds_the_analysis_decoder() {
+    // gst-libav's decoder threads are named after the queue thread that opened the
+    // decoder: a name carried by more than one thread means worker threads.
+    let single = queue_threads_while_decoding(1);
+    assert!(!single.is_empty(), "no queue threads seen");
+    assert!(
+        single.iter().all(|(_, n)| *n == 1),
+        "decode_threads = 1 still spawned decoder workers: {single:?}"
+    );
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        // The decoder's own choice on a multi-core machine: one worker per core.
+        let auto = queue_threads_while_decoding(0);
+        assert!(
+            auto.iter().any(|(_, n)| *n >= 2),
+            "decode_threads = 0 should let the decoder thread (else this test sees nothing): {auto:?}"
+        );
+    }
+}

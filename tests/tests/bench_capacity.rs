@@ -16,7 +16,8 @@ fn capacity_benchmark_quick_mode_prints_real_figures() -> Result<()> {
     )?;
     for camera in ["| 1080p15 |", "| 768x576@10 |"] {
         let cells = row(&md, camera)?;
-        for col in [6, 8] {
+        // Ratios: whole run, steady state (to the 1-thread limit), steady state to default ffmpeg.
+        for col in [7, 9, 10] {
             let ratio: f64 = cells[col]
                 .parse()
                 .with_context(|| format!("ratio in {cells:?}"))?;
