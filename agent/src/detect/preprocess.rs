@@ -144,7 +144,8 @@ struct Rows {
 /// Sampling is separable: each output row first blends its two source rows over the
 /// whole width (contiguous, so the compiler vectorises it), then each output pixel
 /// blends two neighbours of that row. Same bilinear result as four taps per pixel
-/// (up to float rounding) at a fraction of the cost (~2 ms → see BENCHMARKS.md).
+/// (up to float rounding): ~0.7 instead of ~1.8 ms per 768x576 frame (perf, see
+/// docs/architecture.md).
 #[derive(Debug)]
 pub struct Preprocessor {
     spec: InputSpec,

@@ -282,8 +282,12 @@ fn link_branches(
         if let Some(bin) = decode.downcast_ref::<gst::Bin>() {
             let threads = i32::try_from(analysis.decode_threads).unwrap_or(i32::MAX);
             bin.connect_deep_element_added(move |_, _, element| {
-                // gst-libav's software decoders; hardware decoders have no such property.
-                if element.find_property("max-threads").is_some() {
+                // gst-libav's software decoders (a gint); hardware decoders have no such
+                // property, and one of another type is left alone rather than set wrongly.
+                let is_int = element
+                    .find_property("max-threads")
+                    .is_some_and(|p| p.value_type() == gst::glib::Type::I32);
+                if is_int {
                     element.set_property("max-threads", threads);
                 }
             });
