@@ -2,12 +2,12 @@
 # Capacity benchmarks (issue 9), called by bench/run.sh; prints a Markdown section.
 #  1. Cost per camera vs the physical limit: `vigil-agent run` with one camera (detection at
 #     5 fps, motion gate on, clips sealed into the outbox) vs ffmpeg decoding the same
-#     stream + the bare model at the same rate (BARE_MS, measured by run.sh in this run).
+#     stream + the bare model at the same rate, both timed next to each agent run.
 #  2. Cameras per box: N sessions of the 768x576@10 camsim, detection at 2 fps each; over
 #     the window, every camera must deliver every access unit (10 fps), the p95 result age
 #     (decoded frame → detections) must stay below 500 ms, and the agent below 90 % of the
 #     machine's CPU. N grows until a condition fails. Agent RSS is sampled (memory).
-# Env: BIN, QUICK, RUNS, WORK, BARE_MS (bare model CPU ms per inference).
+# Env: BIN, QUICK, RUNS, WORK.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -15,7 +15,6 @@ BIN="${BIN:-$ROOT/target/release}"
 WORK="${WORK:?}"
 QUICK="${QUICK:-}"
 RUNS="${RUNS:-3}"
-BARE_MS="${BARE_MS:?}"
 export ORT_DYLIB_PATH="$ROOT/.deps/onnxruntime/libonnxruntime.so.1.31.1"
 if [ -n "$QUICK" ]; then COSTSECS=5; WINDOW=4; NS="2"; WARM=2; else WARM=5; COSTSECS=20; WINDOW=120; NS="16 24 32"; fi
 D="$WORK/capacity"
@@ -46,11 +45,19 @@ agent_config() {
 [ -f "$D/agent.key" ] || "$BIN/vigil-agent" keygen --key "$D/agent.key" > /dev/null
 
 # 1. Cost per camera.
+# The bare model is timed in this loop, right before and right after each agent pair, and
+# every run's ratio uses its own baseline: the machine is shared, and the same model took
+# 13.5 to 19.2 ms per inference in runs minutes apart, which moved the ratio by 0.2.
+bare_ms() { # CPU ms per inference of the bare model, over as many inferences as the agent ran
+    PYTHONPATH="$ROOT/.deps/python" python3 bench/python_baseline.py models/yolox_nano.onnx \
+        target/samples/vtest.mp4 $((5 * COSTSECS)) bare | python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["bare_cpu_ms"])'
+}
 cost_rows=""
 for cam in "vtest_1080p15.mp4 1080p15" "vtest.mp4 768x576@10"; do
     set -- $cam
     camsim "target/samples/$1" "cost-$2"; url=$CAMSIM_URL
-    : > "$D/agent_cpu"; : > "$D/ffmpeg_cpu"; : > "$D/ffmpeg1_cpu"; : > "$D/agent_steady"
+    : > "$D/agent_cpu"; : > "$D/ffmpeg_cpu"; : > "$D/ffmpeg1_cpu"; : > "$D/agent_steady"; : > "$D/bare"
+    : > "$D/ratio"; : > "$D/ratio_whole"; : > "$D/ratio_d"
     agent_cpu() { # agent_cpu SECONDS: CPU seconds of a fresh `vigil-agent run`
         rm -rf "$D/chain-1" "$D/outbox-1"
         agent_config "$D/cost.toml" 1 "$url" 5
@@ -59,30 +66,45 @@ for cam in "vtest_1080p15.mp4 1080p15" "vtest.mp4 768x576@10"; do
         awk '{printf "%.3f\n", $1 + $2}' "$D/time"
     }
     for r in $(seq "$RUNS"); do
+        b0=$(bare_ms)
         whole=$(agent_cpu "$COSTSECS")
         echo "$whole" >> "$D/agent_cpu"
         # Steady state: minus a 2 s run's start-up (ONNX Runtime, model, first GOP).
         short=$(agent_cpu 2)
-        awk -v w="$whole" -v s="$short" -v t="$COSTSECS" 'BEGIN {printf "%.3f\n", (w - s) * t / (t - 2)}' >> "$D/agent_steady"
+        steady=$(awk -v w="$whole" -v s="$short" -v t="$COSTSECS" 'BEGIN {printf "%.3f", (w - s) * t / (t - 2)}')
+        echo "$steady" >> "$D/agent_steady"
+        b1=$(bare_ms)
+        bare=$(awk -v a="$b0" -v b="$b1" 'BEGIN {printf "%.3f", (a + b) / 2}')
+        echo "$bare" >> "$D/bare"
         /usr/bin/time -f '%U %S' -o "$D/time" ffmpeg -nostdin -v error -rtsp_transport tcp -i "$url" -t "$COSTSECS" -f null - \
             > /dev/null 2>&1
-        awk '{printf "%.3f\n", $1 + $2}' "$D/time" >> "$D/ffmpeg_cpu"
+        fd=$(awk '{printf "%.3f", $1 + $2}' "$D/time")
+        echo "$fd" >> "$D/ffmpeg_cpu"
         # One decoder thread, like the agent's default (decode_threads = 1): the cheaper
         # decode, so the stricter limit.
         /usr/bin/time -f '%U %S' -o "$D/time" ffmpeg -nostdin -v error -threads 1 -rtsp_transport tcp -i "$url" \
             -t "$COSTSECS" -f null - > /dev/null 2>&1
-        awk '{printf "%.3f\n", $1 + $2}' "$D/time" >> "$D/ffmpeg1_cpu"
+        f1=$(awk '{printf "%.3f", $1 + $2}' "$D/time")
+        echo "$f1" >> "$D/ffmpeg1_cpu"
+        # This run's limit: its own one-thread decode + its own bare model at 5 fps.
+        awk -v a="$steady" -v f="$f1" -v m="$bare" -v s="$COSTSECS" 'BEGIN {printf "%.3f\n", a / (f + m * 5 * s / 1000)}' >> "$D/ratio"
+        awk -v a="$whole" -v f="$f1" -v m="$bare" -v s="$COSTSECS" 'BEGIN {printf "%.3f\n", a / (f + m * 5 * s / 1000)}' >> "$D/ratio_whole"
+        awk -v a="$steady" -v f="$fd" -v m="$bare" -v s="$COSTSECS" 'BEGIN {printf "%.3f\n", a / (f + m * 5 * s / 1000)}' >> "$D/ratio_d"
     done
     kill "$CAMSIM_PID" 2>/dev/null || true
     read -r a_med a_min a_max < <(stats < "$D/agent_cpu")
     read -r s_med s_min s_max < <(stats < "$D/agent_steady")
     read -r fd_med _ _ < <(stats < "$D/ffmpeg_cpu")
     read -r f_med _ _ < <(stats < "$D/ffmpeg1_cpu")
-    model=$(awk -v ms="$BARE_MS" -v s="$COSTSECS" 'BEGIN {printf "%.3f", ms * 5 * s / 1000}')
+    read -r b_med b_min b_max < <(stats < "$D/bare")
+    read -r r_med r_min r_max < <(stats < "$D/ratio")
+    read -r rw_med _ _ < <(stats < "$D/ratio_whole")
+    read -r rd_med _ _ < <(stats < "$D/ratio_d")
+    model=$(awk -v ms="$b_med" -v s="$COSTSECS" 'BEGIN {printf "%.3f", ms * 5 * s / 1000}')
     limit=$(awk -v f="$f_med" -v m="$model" 'BEGIN {printf "%.3f", f + m}')
-    limit_d=$(awk -v f="$fd_med" -v m="$model" 'BEGIN {printf "%.3f", f + m}')
     pm() { awk -v c="$1" -v s="$COSTSECS" 'BEGIN {printf "%.2f", c * 60 / s}'; }
-    cost_rows+="| $2 | $(pm "$fd_med") | $(pm "$f_med") | $(pm "$model") | $(pm "$limit") | $(pm "$a_med") ($(pm "$a_min")–$(pm "$a_max")) | $(awk -v a="$a_med" -v l="$limit" 'BEGIN {printf "%.2f", a / l}') | $(pm "$s_med") ($(pm "$s_min")–$(pm "$s_max")) | $(awk -v a="$s_med" -v l="$limit" 'BEGIN {printf "%.2f", a / l}') | $(awk -v a="$s_med" -v l="$limit_d" 'BEGIN {printf "%.2f", a / l}') |
+    r2() { awk -v r="$1" 'BEGIN {printf "%.2f", r}'; }
+    cost_rows+="| $2 | $(pm "$fd_med") | $(pm "$f_med") | $(r2 "$b_med") ($(r2 "$b_min")–$(r2 "$b_max")) | $(pm "$model") | $(pm "$limit") | $(pm "$a_med") ($(pm "$a_min")–$(pm "$a_max")) | $(r2 "$rw_med") | $(pm "$s_med") ($(pm "$s_min")–$(pm "$s_max")) | $(r2 "$r_med") ($(r2 "$r_min")–$(r2 "$r_max")) | $(r2 "$rd_med") |
 "
 done
 
@@ -140,15 +162,17 @@ cat <<MD
 ## Cost per camera vs the physical limit
 
 \`vigil-agent run\` with one camera (detection at 5 fps, motion gate on, events and clips sealed into the
-outbox), ${COSTSECS} s, under \`/usr/bin/time\`, vs the physical limit measured in the same run: ffmpeg decoding
-the same stream with one thread (\`-threads 1 -f null\`, like the agent's default \`decode_threads = 1\`;
-ffmpeg's default frame threading costs more CPU per frame, shown for reference) plus the bare model (\`onnxruntime\` session.run on a prepared tensor,
-$BARE_MS ms CPU per inference, above) at 5 inferences per second. Runs: $RUNS (median, min–max).
+outbox), ${COSTSECS} s, under \`/usr/bin/time\`, vs the physical limit: ffmpeg decoding the same stream with
+one thread (\`-threads 1 -f null\`, like the agent's default \`decode_threads = 1\`; ffmpeg's default frame
+threading costs more CPU per frame, shown for reference) plus the bare model (\`onnxruntime\` session.run on a
+prepared tensor, one thread) at 5 inferences per second. The bare model is timed right before and right
+after each run's agent pair ($((5 * COSTSECS)) inferences each, averaged), and each run's ratio divides by that
+run's own limit, so a busy minute on the shared machine moves both sides. Runs: $RUNS (median, min–max).
 "Whole run" includes start-up (ONNX Runtime and model load, RTSP set-up: about 0.6 CPU s); "steady
 state" subtracts a 2 s run's CPU, which is the cost of a camera on a box that runs for days.
 
-| camera | ffmpeg decode, default threads, CPU s/min | ffmpeg decode, 1 thread, CPU s/min | bare model at 5 fps, CPU s/min | physical limit (1-thread decode + model), CPU s/min | vigil-agent run, whole run, CPU s/min | ratio | vigil-agent run, steady state, CPU s/min | ratio to the limit | ratio to default-thread ffmpeg + model |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| camera | ffmpeg decode, default threads, CPU s/min | ffmpeg decode, 1 thread, CPU s/min | bare model, CPU ms per inference | bare model at 5 fps, CPU s/min | physical limit (1-thread decode + model), CPU s/min | vigil-agent run, whole run, CPU s/min | ratio | vigil-agent run, steady state, CPU s/min | ratio to the limit (per run) | ratio to default-thread ffmpeg + model |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${cost_rows}
 ## Cameras per box (768x576@10, detection at 2 fps each)
 

@@ -2,7 +2,8 @@
 decode, one thread, on the same footage and model as `vigil-agent detect`.
 
 Prints one JSON object: bare model ms/frame (same input, loop) and the whole pipeline's
-CPU ms per analysed frame (decode included).
+CPU ms per analysed frame (decode included). With a fourth argument `bare`, only the bare
+model is timed, over FRAMES inferences (bench/capacity.sh times it next to each agent run).
 """
 import json
 import os
@@ -14,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 MODEL, VIDEO, FRAMES = sys.argv[1], sys.argv[2], int(sys.argv[3])
+BARE_ONLY = sys.argv[4:] == ["bare"]
 SIZE = 416
 cv2.setNumThreads(1)
 opts = ort.SessionOptions()
@@ -65,12 +67,15 @@ tensor, r = letterbox(frame)
 name = sess.get_inputs()[0].name
 for _ in range(5):
     sess.run(None, {name: tensor})
-n_bare = max(20, FRAMES // 2)
+n_bare = FRAMES if BARE_ONLY else max(20, FRAMES // 2)
 c0, w0 = time.process_time(), time.perf_counter()
 for _ in range(n_bare):
     sess.run(None, {name: tensor})
 bare_cpu = (time.process_time() - c0) * 1000 / n_bare
 bare_wall = (time.perf_counter() - w0) * 1000 / n_bare
+if BARE_ONLY:
+    print(json.dumps({"bare_cpu_ms": bare_cpu, "bare_wall_ms": bare_wall, "frames": n_bare}))
+    sys.exit(0)
 
 cap = cv2.VideoCapture(VIDEO)
 c0, w0 = time.process_time(), time.perf_counter()

@@ -83,7 +83,7 @@ read -r bare_med bare_min bare_max < <(python3 -c 'import json,sys; [print(json.
 read -r py_med py_min py_max < <(python3 -c 'import json,sys; [print(json.loads(l)["pipeline_cpu_ms"]) for l in open(sys.argv[1])]' "$WORK/py" | stats)
 
 # 4-5. Capacity: cost per camera vs the physical limit, cameras per box (bench/capacity.sh).
-WORK="$WORK" RUNS="$RUNS" QUICK="$QUICK" BIN="$BIN" BARE_MS="$bare_med" bash bench/capacity.sh > "$WORK/capacity.md"
+WORK="$WORK" RUNS="$RUNS" QUICK="$QUICK" BIN="$BIN" bash bench/capacity.sh > "$WORK/capacity.md"
 
 # 6-7. Delivery: hub ingest throughput vs the raw broker, event latency (bench/delivery.sh).
 # 8. Event latency as the camera room sees it: camsim send -> live feed (bench/latency.sh).

@@ -133,20 +133,28 @@ pub fn gst_receive_access_units(
         &format!("location={}", pattern.display()),
     ]);
     let out = run("gst-launch-1.0 rtsp client", cmd, timeout)?;
-    if !out.status.success() {
-        bail!(
-            "GStreamer client for {url} exited with {}:\n{}{}",
-            out.status,
-            out.stdout,
-            out.stderr
-        );
-    }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "h264"))
         .collect();
     files.sort();
+    // After the EOS, gst-launch takes the pipeline down and rtspsrc sends PAUSE and
+    // TEARDOWN. rtspsrc cancels its own socket I/O on that state change, and a cancelled
+    // half-written interleaved write now and then leaves the connection unusable: the
+    // PAUSE then fails with "Could not send message (Received end-of-file)" and gst-launch
+    // exits 1 — after every unit asked for was written (seen in CI with two clients).
+    // What this oracle vouches for is the units received, so a failed exit counts only
+    // when units are missing.
+    if !out.status.success() && files.len() < count as usize {
+        bail!(
+            "GStreamer client for {url} exited with {} after {} of {count} access units:\n{}{}",
+            out.status,
+            files.len(),
+            out.stdout,
+            out.stderr
+        );
+    }
     files
         .iter()
         .map(|p| {

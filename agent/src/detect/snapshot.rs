@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::SnapshotConfig;
 use super::error::DetectError;
-use super::frame::FrameView;
+use super::frame::{chroma_size, FrameView, PixelFormat};
 use super::geom::BBox;
 
 /// Box outline colour (amber, visible on most scenes).
@@ -97,6 +97,62 @@ fn scaled(rgb: &[u8], width: u32, height: u32, to: (u32, u32)) -> Result<RgbImag
     RgbImage::from_raw(to.0, to.1, dst.into_vec()).ok_or_else(bad)
 }
 
+/// One 8-bit plane scaled to `to` (`fast_image_resize`, bilinear convolution).
+fn scaled_plane(
+    plane: &[u8],
+    width: u32,
+    height: u32,
+    to: (u32, u32),
+) -> Result<Vec<u8>, DetectError> {
+    let src = fast_image_resize::images::ImageRef::new(
+        width,
+        height,
+        plane,
+        fast_image_resize::PixelType::U8,
+    )
+    .map_err(|e| DetectError::Snapshot(format!("bad {width}x{height} plane: {e}")))?;
+    let mut dst =
+        fast_image_resize::images::Image::new(to.0, to.1, fast_image_resize::PixelType::U8);
+    let options = fast_image_resize::ResizeOptions::new().resize_alg(
+        fast_image_resize::ResizeAlg::Convolution(fast_image_resize::FilterType::Bilinear),
+    );
+    fast_image_resize::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| DetectError::Snapshot(format!("cannot scale the snapshot: {e}")))?;
+    Ok(dst.into_vec())
+}
+
+/// The frame as RGB, scaled to `to`. A camera's I420 frame is scaled plane by plane
+/// first and converted at the output size: at 1080p -> 1280x720 that converts 2.25x
+/// fewer pixels and scales 1.5 bytes per pixel instead of 3.
+fn frame_rgb(frame: FrameView<'_>, to: (u32, u32)) -> Result<RgbImage, DetectError> {
+    let (width, height) = (frame.width, frame.height);
+    let PixelFormat::I420(colour) = frame.format else {
+        return scaled(&frame.to_rgb()?, width, height, to);
+    };
+    if to == (width, height) {
+        return scaled(&frame.to_rgb()?, width, height, to);
+    }
+    frame.check("")?;
+    let Some((y, u, v)) = frame.planes() else {
+        return Err(DetectError::Snapshot("the frame is not I420".into()));
+    };
+    let (cw, ch) = chroma_size(width, height);
+    let chroma_to = chroma_size(to.0, to.1);
+    let mut data = scaled_plane(y, width, height, to)?;
+    data.extend(scaled_plane(u, cw, ch, chroma_to)?);
+    data.extend(scaled_plane(v, cw, ch, chroma_to)?);
+    let small = FrameView {
+        width: to.0,
+        height: to.1,
+        format: PixelFormat::I420(colour),
+        data: &data,
+    };
+    let rgb = small.to_rgb()?.into_owned();
+    RgbImage::from_raw(to.0, to.1, rgb)
+        .ok_or_else(|| DetectError::Snapshot("scaled frame has the wrong size".into()))
+}
+
 /// Builds a [`Snapshot`] of a (privacy-masked) frame: scaled to at most
 /// `cfg.max_width`, the box drawn, JPEG plus a `cfg.thumbnail_width` thumbnail.
 pub fn render(
@@ -108,7 +164,7 @@ pub fn render(
 ) -> Result<Snapshot, DetectError> {
     let (width, height) = (frame.width, frame.height);
     let size = fit(width, height, cfg.max_width);
-    let mut img = scaled(&frame.to_rgb()?, width, height, size)?;
+    let mut img = frame_rgb(frame, size)?;
     let f = size.0 as f32 / width as f32;
     draw_box(
         &mut img,
@@ -138,7 +194,7 @@ pub fn live_jpeg(
 ) -> Result<(Vec<u8>, u32, u32), DetectError> {
     frame.validate()?;
     let size = fit(frame.width, frame.height, max_width);
-    let img = scaled(&frame.view().to_rgb()?, frame.width, frame.height, size)?;
+    let img = frame_rgb(frame.view(), size)?;
     for quality in [80u8, 60, 40, 25, 10] {
         let jpeg = encode_jpeg(&img, quality)?;
         if jpeg.len() <= max_bytes {
@@ -264,38 +320,58 @@ mod tests {
             }
         }
         let bbox = BBox::from([1390.0, 390.0, 1610.0, 610.0]);
-        let snap = match render(
+        // A camera's I420 frame takes the plane-by-plane scaling path; RGB the packed one.
+        let i420 = crate::detect::frame::rgb_to_i420(&rgb, w, h);
+        let colour = crate::detect::frame::YuvColour::BT601;
+        let mut snap = None;
+        for view in [
             FrameView::rgb(w, h, &rgb),
-            &bbox,
-            0.8,
-            5,
-            &SnapshotConfig::default(),
-        ) {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
+            FrameView {
+                width: w,
+                height: h,
+                format: PixelFormat::I420(colour),
+                data: &i420,
+            },
+        ] {
+            let s = match render(view, &bbox, 0.8, 5, &SnapshotConfig::default()) {
+                Ok(s) => s,
+                Err(e) => panic!("{e}"),
+            };
+            let format = view.format;
+            assert_eq!(
+                (s.width, s.height),
+                (w, h),
+                "{format:?}: sizes stay in camera pixels"
+            );
+            assert_eq!(s.bbox, bbox);
+            let full = match image::load_from_memory(&s.jpeg) {
+                Ok(i) => i.to_rgb8(),
+                Err(e) => panic!("{e}"),
+            };
+            assert_eq!(full.dimensions(), (1280, 720));
+            // 2/3 scale: the square is at (933..1067, 267..400), its box edge at y = 260.
+            assert!(
+                full.get_pixel(1000, 333)[2] > 200,
+                "{format:?}: object scaled into place"
+            );
+            assert!(
+                full.get_pixel(940, 333)[2] > 200 && full.get_pixel(925, 333)[2] < 100,
+                "{format:?}: the object's left edge stays at x = 933"
+            );
+            let edge = full.get_pixel(1000, 260);
+            assert!(
+                edge[0] > 200 && edge[2] < 100,
+                "{format:?}: amber box edge drawn at the scaled position: {edge:?}"
+            );
+            assert!(
+                full.get_pixel(300, 333)[0] < 60,
+                "{format:?}: background stays dark"
+            );
+            snap = Some(s);
+        }
+        let Some(snap) = snap else {
+            panic!("no snapshot rendered")
         };
-        assert_eq!(
-            (snap.width, snap.height),
-            (w, h),
-            "sizes stay in camera pixels"
-        );
-        assert_eq!(snap.bbox, bbox);
-        let full = match image::load_from_memory(&snap.jpeg) {
-            Ok(i) => i.to_rgb8(),
-            Err(e) => panic!("{e}"),
-        };
-        assert_eq!(full.dimensions(), (1280, 720));
-        // 2/3 scale: the square is at (933..1067, 267..400), its box edge at y = 260.
-        assert!(
-            full.get_pixel(1000, 333)[2] > 200,
-            "object scaled into place"
-        );
-        let edge = full.get_pixel(1000, 260);
-        assert!(
-            edge[0] > 200 && edge[2] < 100,
-            "amber box edge drawn at the scaled position: {edge:?}"
-        );
-        assert!(full.get_pixel(300, 333)[0] < 60, "background stays dark");
         let thumb = match image::load_from_memory(&snap.thumbnail) {
             Ok(i) => i,
             Err(e) => panic!("{e}"),
