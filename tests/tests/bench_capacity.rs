@@ -20,8 +20,8 @@ fn capacity_benchmark_quick_mode_prints_real_figures() -> Result<()> {
             .with_context(|| format!("bare model ms in {cells:?}"))?;
         assert!(bare > 0.5 && bare < 1000.0, "bare model {bare} ms: {md}");
         // Ratios: whole run, steady state (to the 1-thread limit, per run), steady state to
-        // default ffmpeg.
-        for col in [8, 10, 11] {
+        // default ffmpeg, steady state to the back-to-back model.
+        for col in [8, 10, 11, 12] {
             let ratio: f64 = cells[col]
                 .split_whitespace()
                 .next()
