@@ -29,7 +29,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -193,28 +193,37 @@ fn set_listener_nodelay(addr: SocketAddr) -> std::io::Result<bool> {
 /// The first of this process's sockets for which `pick` is true, as a duplicate
 /// descriptor.
 ///
-/// Each descriptor listed in `/proc/self/fd` is duplicated before anything is asked of
-/// it, so the checks and whatever the caller then does apply to one and the same socket,
-/// even if another thread closes that descriptor number and it is reused meanwhile.
+/// Only descriptors that `/proc/self/fd` shows as sockets are looked at, and they are
+/// borrowed, never duplicated and closed: closing any descriptor of a file drops every
+/// POSIX record lock this process holds on it, and SQLite locks its database that way
+/// (an earlier version duplicated and closed every descriptor, which released the
+/// index's locks and let another connection reset its WAL index under the hub). Only
+/// the socket picked is duplicated, for the caller; closing a socket's duplicate
+/// releases nothing.
+///
+/// If another thread closes a listed number meanwhile and it is reused, the checks
+/// fail (`ENOTSOCK`, `EBADF`) or look at the new socket, which `pick` then judges on
+/// its own addresses; nothing is closed or changed here either way.
 fn find_socket(pick: impl Fn(&socket2::SockRef<'_>) -> bool) -> std::io::Result<Option<OwnedFd>> {
     for entry in std::fs::read_dir("/proc/self/fd")? {
-        let Some(fd) = entry?
+        let entry = entry?;
+        let Some(fd) = entry
             .file_name()
             .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
+            .and_then(|n| n.parse::<RawFd>().ok())
         else {
             continue;
         };
-        // SAFETY: F_DUPFD_CLOEXEC only reads the descriptor table; a closed number fails
-        // with EBADF (skipped below).
-        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:["));
+        if !is_socket {
             continue;
         }
-        // SAFETY: `dup` is a descriptor fcntl just created for this function alone.
-        let owned = unsafe { OwnedFd::from_raw_fd(dup) };
-        if pick(&socket2::SockRef::from(&owned)) {
-            return Ok(Some(owned));
+        // SAFETY: the borrow ends within this iteration and nothing closes it; if the
+        // number was closed meanwhile, the socket calls below fail with EBADF.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        if pick(&socket2::SockRef::from(&borrowed)) {
+            return borrowed.try_clone_to_owned().map(Some);
         }
     }
     Ok(None)
@@ -311,6 +320,57 @@ mod tests {
                 Err(e) => panic!("cannot list this process's sockets: {e}"),
             }
         }
+    }
+
+    /// Whether another process sees a POSIX write lock on `path` (as SQLite's are).
+    fn locked_for_other_processes(path: &Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: the child only makes async-signal-safe calls (open, fcntl, _exit).
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                let fd = libc::open(c_path.as_ptr(), libc::O_RDWR);
+                let mut lock: libc::flock = std::mem::zeroed();
+                lock.l_type = libc::F_WRLCK as libc::c_short;
+                lock.l_whence = libc::SEEK_SET as libc::c_short;
+                let ok = fd >= 0
+                    && libc::fcntl(fd, libc::F_GETLK, &mut lock) == 0
+                    && lock.l_type != libc::F_UNLCK as libc::c_short;
+                libc::_exit(if ok { 0 } else { 1 })
+            },
+            pid if pid > 0 => {
+                let mut status = 0;
+                // SAFETY: waits for the child forked above.
+                let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+                waited == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+            }
+            _ => panic!("fork failed: {}", std::io::Error::last_os_error()),
+        }
+    }
+
+    #[test]
+    fn looking_for_the_listener_keeps_the_index_file_locks() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("index.sqlite");
+        let file = std::fs::File::create(&path)?;
+        // SAFETY: a zeroed flock is a valid value; fcntl reads it.
+        let set = unsafe {
+            let mut lock: libc::flock = std::mem::zeroed();
+            lock.l_type = libc::F_WRLCK as libc::c_short;
+            lock.l_whence = libc::SEEK_SET as libc::c_short;
+            libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::F_SETLK, &lock)
+        };
+        assert_eq!(set, 0, "cannot lock {}", path.display());
+        assert!(locked_for_other_processes(&path), "the lock is visible");
+        let _listener = TcpListener::bind("127.0.0.1:0")?;
+        assert!(find_socket(|_| false)?.is_none());
+        assert!(
+            locked_for_other_processes(&path),
+            "scanning the descriptors released this process's lock on a file"
+        );
+        Ok(())
     }
 
     #[test]
