@@ -42,6 +42,7 @@ pub mod manifest;
 mod mp4;
 pub mod process;
 pub mod record;
+pub mod transfer;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -109,14 +109,19 @@ pub fn start(listen: SocketAddr, data_dir: &Path) -> anyhow::Result<EmbeddedBrok
         next_connection_delay_ms: 1,
         connections,
     };
-    let mut custom = HashMap::new();
-    custom.insert(
-        "vigil/v1/+/clips/+/chunk/+".to_string(),
-        SegmentConfig {
-            max_segment_size: 8 * 1024 * 1024,
-            max_segment_count: 4,
-        },
-    );
+    // Chunk filters (the fixed topic, and the per-clip topics of the first agents) get
+    // larger logs: 4 x 8 MiB holds several clips' in-flight windows.
+    let custom: HashMap<String, SegmentConfig> =
+        ["vigil/v1/+/clips/chunk", "vigil/v1/+/clips/+/chunk/+"]
+            .into_iter()
+            .map(|filter| {
+                let segments = SegmentConfig {
+                    max_segment_size: 8 * 1024 * 1024,
+                    max_segment_count: 4,
+                };
+                (filter.to_string(), segments)
+            })
+            .collect();
     let config = Config {
         id: 0,
         router: RouterConfig {

@@ -5,15 +5,22 @@
 //! parsed UUID (see docs/mqtt.md).
 
 use uuid::Uuid;
+use vigil_evidence::transfer::parse_chunk_number;
+pub use vigil_evidence::transfer::parse_clip_id;
 
 /// Topic root shared by every message of contract v1.
 pub const ROOT: &str = "vigil/v1/";
 
 /// Subscriptions the hub makes (all at QoS 1; QoS 0 topics arrive at QoS 0).
-pub const SUBSCRIPTIONS: [&str; 9] = [
+///
+/// Clips come on the fixed topics `clips/manifest` and `clips/chunk` (ids in the
+/// payload); the per-clip topics of the first agents are still accepted.
+pub const SUBSCRIPTIONS: [&str; 11] = [
     "vigil/v1/+/status",
     "vigil/v1/+/events",
     "vigil/v1/+/records",
+    "vigil/v1/+/clips/manifest",
+    "vigil/v1/+/clips/chunk",
     "vigil/v1/+/clips/+/manifest",
     "vigil/v1/+/clips/+/chunk/+",
     "vigil/v1/+/health",
@@ -31,9 +38,14 @@ pub enum Topic {
     Events { agent: String },
     /// `{agent}/records`.
     Records { agent: String },
-    /// `{agent}/clips/{clip}/manifest`.
+    /// `{agent}/clips/manifest`: the clip id is the payload's `clip_id`.
+    ClipManifest { agent: String },
+    /// `{agent}/clips/chunk`: clip id and chunk number in the payload's header line
+    /// ([`vigil_evidence::transfer`]).
+    ClipChunk { agent: String },
+    /// `{agent}/clips/{clip}/manifest` (per-clip topic of the first agents).
     Manifest { agent: String, clip: Uuid },
-    /// `{agent}/clips/{clip}/chunk/{n}`.
+    /// `{agent}/clips/{clip}/chunk/{n}` (per-clip topic of the first agents).
     Chunk { agent: String, clip: Uuid, n: u64 },
     /// `{agent}/health`.
     Health { agent: String },
@@ -52,8 +64,8 @@ impl Topic {
             Topic::Status { .. } => "status",
             Topic::Events { .. } => "events",
             Topic::Records { .. } => "records",
-            Topic::Manifest { .. } => "manifest",
-            Topic::Chunk { .. } => "chunk",
+            Topic::Manifest { .. } | Topic::ClipManifest { .. } => "manifest",
+            Topic::Chunk { .. } | Topic::ClipChunk { .. } => "chunk",
             Topic::Health { .. } => "health",
             Topic::Snapshot { .. } => "snapshot",
             Topic::Drops { .. } => "drops",
@@ -68,17 +80,6 @@ pub fn valid_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// Parses a clip id segment; only the canonical lowercase hyphenated spelling is accepted.
-pub fn parse_clip_id(s: &str) -> Result<Uuid, String> {
-    match Uuid::parse_str(s) {
-        Ok(u) if u.hyphenated().to_string() == s => Ok(u),
-        _ => Err(format!(
-            "clip id {:?} is not a lowercase hyphenated UUID",
-            shorten(s)
-        )),
-    }
 }
 
 /// Parses `topic`; the error is a sentence saying what is wrong.
@@ -114,22 +115,15 @@ pub fn parse(topic: &str) -> Result<Topic, String> {
                 camera: camera.to_string(),
             })
         }
+        ["clips", "manifest"] => Ok(Topic::ClipManifest { agent }),
+        ["clips", "chunk"] => Ok(Topic::ClipChunk { agent }),
         ["clips", clip, "manifest"] => Ok(Topic::Manifest {
             agent,
             clip: parse_clip_id(clip)?,
         }),
         ["clips", clip, "chunk", n] => {
             let clip = parse_clip_id(clip)?;
-            let ok = !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit());
-            let n = match n.parse::<u64>() {
-                Ok(v) if ok => v,
-                _ => {
-                    return Err(format!(
-                        "chunk number {:?} is not a decimal integer",
-                        shorten(n)
-                    ))
-                }
-            };
+            let n = parse_chunk_number(n)?;
             Ok(Topic::Chunk { agent, clip, n })
         }
         _ => Err(format!(

@@ -172,6 +172,59 @@ fn stores_verified_clip_byte_identical_and_idempotent() {
     assert_eq!(count(&hub, "SELECT COUNT(*) FROM alerts"), 0);
 }
 
+/// The agent's way: every clip on the two fixed topics, ids in the payload.
+#[test]
+fn clip_on_the_fixed_topics_is_stored_and_bad_framing_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = cut(tmp.path(), "a.mp4", 0, 4);
+    let mut agent = FakeAgent::new(tmp.path(), "a");
+    let mut hub = Ingest::open(&tmp.path().join("data")).unwrap();
+    hub.enroll(AGENT, &agent.pem()).unwrap();
+    let m = agent.sign(AGENT, &bytes);
+    let clip = m.record().clip_id.to_string();
+    let manifest_topic = format!("vigil/v1/{AGENT}/clips/manifest");
+    let chunk_topic = format!("vigil/v1/{AGENT}/clips/chunk");
+    let with_clip_id = |id: &str| {
+        let mut v: serde_json::Value = serde_json::from_slice(&manifest_msg(&m)).unwrap();
+        v["clip_id"] = id.into();
+        serde_json::to_vec(&v).unwrap()
+    };
+    let code = |hub: &mut Ingest, t: &str, p: &[u8]| hub.handle(t, p).rejected.map(|r| r.code);
+
+    // Without a clip id, or naming another clip than the signed manifest: refused.
+    assert_eq!(
+        code(&mut hub, &manifest_topic, &manifest_msg(&m)),
+        Some("bad_json")
+    );
+    let other = uuid::Uuid::now_v7().to_string();
+    let out = hub.handle(&manifest_topic, &with_clip_id(&other));
+    assert_eq!(out.rejected.map(|r| r.code), Some("wrong_clip"));
+    assert_eq!(out.ack.map(|(_, a)| a.status), Some(AckStatus::Rejected));
+
+    let out = hub.handle(&manifest_topic, &with_clip_id(&clip));
+    let (acks, ack) = out.ack.expect("manifest is acked");
+    assert_eq!(acks, format!("vigil/v1/{AGENT}/acks"));
+    assert_eq!(ack.status, AckStatus::Missing);
+    // A chunk without its header line, or with the header of an unknown clip.
+    assert_eq!(
+        code(&mut hub, &chunk_topic, chunk(&bytes, 0)),
+        Some("bad_chunk")
+    );
+    let stray = [format!("{other} 0\n").as_bytes(), chunk(&bytes, 0)].concat();
+    assert_eq!(code(&mut hub, &chunk_topic, &stray), Some("no_manifest"));
+    let mut last = None;
+    for n in ack.missing {
+        let msg = [format!("{clip} {n}\n").as_bytes(), chunk(&bytes, n)].concat();
+        let out = hub.handle(&chunk_topic, &msg);
+        assert!(out.rejected.is_none(), "chunk {n}: {:?}", out.rejected);
+        last = out.ack.map(|(_, a)| a.status).or(last);
+    }
+    assert_eq!(last, Some(AckStatus::Stored));
+    let stored = std::fs::read(hub.layout().clip_path(&m.record().file.sha256.to_hex())).unwrap();
+    assert_eq!(stored, bytes, "stored clip is byte-identical");
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM clips"), 1);
+}
+
 #[test]
 fn unknown_agent_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();

@@ -2,17 +2,54 @@
 //! The broker goes down for 30 s while people keep walking through; afterwards the hub
 //! holds every clip the agent signed, exactly once, in chain order.
 
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use vigil_tests::stack::{self, sql};
 use vigil_tests::{sample, wait_until, Camsim, Mosquitto};
 
+/// Every topic published under `filter` on the broker at `port`, across broker
+/// restarts, until the returned flag is set.
+fn watch_topics(port: u16, filter: &str) -> (Arc<Mutex<BTreeSet<String>>>, Arc<AtomicBool>) {
+    let mut opts = rumqttc::MqttOptions::new("topic-watcher", "127.0.0.1", port);
+    opts.set_max_packet_size(4 << 20, 4 << 20);
+    let (client, mut connection) = rumqttc::Client::new(opts, 16);
+    let topics: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (t, s, filter) = (topics.clone(), stop.clone(), filter.to_string());
+    std::thread::spawn(move || {
+        for item in connection.iter() {
+            if s.load(Ordering::SeqCst) {
+                break;
+            }
+            match item {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                    // A clean session: subscribe again after every (re)connection.
+                    let _ = client.try_subscribe(filter.as_str(), rumqttc::QoS::AtMostOnce);
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    if let Ok(mut set) = t.lock() {
+                        set.insert(p.topic);
+                    }
+                }
+                Ok(_) => {}
+                // The broker is down: back off before the next connection attempt.
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    });
+    (topics, stop)
+}
+
 #[test]
 fn broker_outage_loses_nothing_and_duplicates_nothing() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let broker = Mosquitto::start()?;
     let port = broker.port();
+    let (topics, stop_watching) = watch_topics(port, "vigil/v1/a1/#");
     let camsim = Camsim::start(&sample("vtest.mp4")?)?;
     let data = dir.path().join("hub");
     let (key, _pem) = stack::enroll(dir.path(), &data, "a1")?;
@@ -99,5 +136,37 @@ fn broker_outage_loses_nothing_and_duplicates_nothing() -> Result<()> {
     );
     // Nothing left in the agent's outbox.
     assert_eq!(std::fs::read_dir(outbox.join("clips"))?.count(), 0);
+    // Clips go on two fixed topics (ids in the payload): brokers keep per-topic state
+    // (the embedded one for the life of the process), so topics must not grow per clip.
+    stop_watching.store(true, Ordering::SeqCst);
+    let topics = topics
+        .lock()
+        .map_err(|_| anyhow::anyhow!("watcher panicked"))?
+        .clone();
+    let fixed: BTreeSet<String> = [
+        "status",
+        "events",
+        "records",
+        "clips/manifest",
+        "clips/chunk",
+        "health",
+        "cameras/cam1/snapshot",
+        "drops",
+        "acks",
+    ]
+    .iter()
+    .map(|t| format!("vigil/v1/a1/{t}"))
+    .collect();
+    assert!(
+        topics.is_subset(&fixed),
+        "topics outside the fixed set: {:?}",
+        topics.difference(&fixed).collect::<Vec<_>>()
+    );
+    for t in ["clips/manifest", "clips/chunk", "acks"] {
+        assert!(
+            topics.contains(&format!("vigil/v1/a1/{t}")),
+            "no message on {t} seen"
+        );
+    }
     Ok(())
 }

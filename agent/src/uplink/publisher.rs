@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rumqttc::{Client, QoS};
+use vigil_evidence::transfer::chunk_header;
 
 use super::{HubAck, CHUNK_SIZE, MAX_UNACKED_CHUNKS};
 use crate::metrics::UplinkStats;
@@ -328,13 +329,14 @@ impl Publisher {
         };
         let chunks = size.div_ceil(CHUNK_SIZE as u64);
         let payload = serde_json::json!({
+            "clip_id": c.clip_id,
             "manifest_b64": base64::engine::general_purpose::STANDARD.encode(&manifest),
             "signature": signature,
             "size": size,
             "chunk_size": CHUNK_SIZE,
             "chunks": chunks,
         });
-        let topic = format!("{}/clips/{}/manifest", self.root, c.clip_id);
+        let topic = format!("{}/clips/manifest", self.root);
         if self.send(
             topic,
             QoS::AtLeastOnce,
@@ -354,7 +356,8 @@ impl Publisher {
             let Some(c) = &mut self.clip else { return };
             let Some(&n) = c.pending.front() else { return };
             let (dir, clip_id) = (c.dir.clone(), c.clip_id.clone());
-            let chunk = match read_chunk(&dir.join("clip.mp4"), n) {
+            let header = chunk_header(&clip_id, u64::from(n));
+            let chunk = match read_chunk(&dir.join("clip.mp4"), n, header.as_bytes()) {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => {
                     c.pending.pop_front();
@@ -366,7 +369,7 @@ impl Publisher {
                     return;
                 }
             };
-            let topic = format!("{}/clips/{clip_id}/chunk/{n}", self.root);
+            let topic = format!("{}/clips/chunk", self.root);
             if !self.send(topic, QoS::AtLeastOnce, false, chunk, Sent::Chunk) {
                 return;
             }
@@ -421,9 +424,9 @@ impl Publisher {
     }
 }
 
-/// Chunk `n` of a file (None past its end), read with a seek: a clip is never
-/// held in memory whole.
-fn read_chunk(path: &Path, n: u32) -> std::io::Result<Option<Vec<u8>>> {
+/// Chunk `n` of a file (None past its end) after `header` (the message's header
+/// line), read with a seek: a clip is never held in memory whole.
+fn read_chunk(path: &Path, n: u32, header: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
     let start = n as u64 * CHUNK_SIZE as u64;
@@ -431,7 +434,9 @@ fn read_chunk(path: &Path, n: u32) -> std::io::Result<Option<Vec<u8>>> {
         return Ok(None);
     }
     f.seek(SeekFrom::Start(start))?;
-    let mut buf = vec![0u8; ((len - start) as usize).min(CHUNK_SIZE)];
-    f.read_exact(&mut buf)?;
+    let mut buf = Vec::with_capacity(header.len() + CHUNK_SIZE);
+    buf.extend_from_slice(header);
+    buf.resize(header.len() + ((len - start) as usize).min(CHUNK_SIZE), 0);
+    f.read_exact(&mut buf[header.len()..])?;
     Ok(Some(buf))
 }

@@ -32,7 +32,8 @@ use vigil_evidence::keys::PublicKey;
 use crate::files::Layout;
 use crate::index::{AlertKind, Index};
 use crate::metrics::HubCounters;
-use crate::topic::{self, shorten, Topic};
+use crate::topic::{self, parse_clip_id, shorten, Topic};
+use vigil_evidence::transfer::split_chunk;
 
 pub use clip::verify_clip;
 
@@ -231,39 +232,19 @@ impl Ingest {
         };
         let kind = t.kind();
         match t {
-            Topic::Manifest { agent, clip } => {
-                let ack = match self.manifest(&agent, &clip, payload) {
-                    Ok(a) => a,
-                    Err(r) => {
-                        let a = Ack::rejected(&clip, &r);
-                        out.rejected = Some(r);
-                        a
-                    }
-                };
-                out.ack = Some((topic::acks_topic(&agent), ack));
-            }
-            Topic::Chunk { agent, clip, n } => {
-                match self.chunk(&agent, &clip, n, payload) {
-                    Ok(ack) => {
-                        self.counters.chunk(payload.len() as u64);
-                        if let Some(a) = ack {
-                            if a.status == AckStatus::Stored {
-                                self.counters.clip_stored();
-                            }
-                            out.ack = Some((topic::acks_topic(&agent), a));
-                        }
-                    }
-                    Err(r) => {
-                        // A verification failure ends the transfer: tell the agent.
-                        if matches!(r.code, "verification_failed" | "tamper") {
-                            out.ack = Some((topic::acks_topic(&agent), Ack::rejected(&clip, &r)));
-                        }
-                        out.rejected = Some(r);
-                    }
+            Topic::ClipManifest { agent } => match manifest_clip_id(payload) {
+                Ok(clip) => self.on_manifest(&agent, &clip, payload, &mut out),
+                Err(r) => out.rejected = Some(r),
+            },
+            Topic::ClipChunk { agent } => match split_chunk(payload) {
+                Ok((clip, n, bytes)) => self.on_chunk(&agent, &clip, n, bytes, &mut out),
+                Err(reason) => {
+                    out.rejected = Some(Rejection::new("bad_chunk", reason));
+                    out.quiet = true;
                 }
-                // Only a chunk that ends its clip's transfer (stored or refused) has an ack.
-                out.quiet = out.ack.is_none();
-            }
+            },
+            Topic::Manifest { agent, clip } => self.on_manifest(&agent, &clip, payload, &mut out),
+            Topic::Chunk { agent, clip, n } => self.on_chunk(&agent, &clip, n, payload, &mut out),
             Topic::Events { agent } => match self.event(&agent, payload) {
                 Ok(()) => self.counters.event(),
                 Err(r) => out.rejected = Some(r),
@@ -300,6 +281,43 @@ impl Ingest {
         }
         self.count(&out, topic_str);
         (kind, out)
+    }
+
+    /// A clip's manifest: the ack (`missing`, `stored` or `rejected`) goes back.
+    fn on_manifest(&mut self, agent: &str, clip: &Uuid, payload: &[u8], out: &mut Outcome) {
+        let ack = match self.manifest(agent, clip, payload) {
+            Ok(a) => a,
+            Err(r) => {
+                let a = Ack::rejected(clip, &r);
+                out.rejected = Some(r);
+                a
+            }
+        };
+        out.ack = Some((topic::acks_topic(agent), ack));
+    }
+
+    /// One chunk of a clip (`bytes` without any header).
+    fn on_chunk(&mut self, agent: &str, clip: &Uuid, n: u64, bytes: &[u8], out: &mut Outcome) {
+        match self.chunk(agent, clip, n, bytes) {
+            Ok(ack) => {
+                self.counters.chunk(bytes.len() as u64);
+                if let Some(a) = ack {
+                    if a.status == AckStatus::Stored {
+                        self.counters.clip_stored();
+                    }
+                    out.ack = Some((topic::acks_topic(agent), a));
+                }
+            }
+            Err(r) => {
+                // A verification failure ends the transfer: tell the agent.
+                if matches!(r.code, "verification_failed" | "tamper") {
+                    out.ack = Some((topic::acks_topic(agent), Ack::rejected(clip, &r)));
+                }
+                out.rejected = Some(r);
+            }
+        }
+        // Only a chunk that ends its clip's transfer (stored or refused) has an ack.
+        out.quiet = out.ack.is_none();
     }
 
     fn count(&mut self, out: &Outcome, topic_str: &str) {
@@ -361,4 +379,20 @@ impl Ingest {
             .map_err(|e| Rejection::new("bad_json", format!("{what} message: {e}")))?;
         Ok((key, msg))
     }
+}
+
+/// The clip a manifest message on the fixed `clips/manifest` topic is for: its
+/// `clip_id` field (the signed manifest inside must name the same clip).
+fn manifest_clip_id(payload: &[u8]) -> Result<Uuid, Rejection> {
+    #[derive(Deserialize)]
+    struct ClipId {
+        clip_id: String,
+    }
+    let m: ClipId = serde_json::from_slice(payload).map_err(|e| {
+        Rejection::new(
+            "bad_json",
+            format!("manifest message on clips/manifest needs a clip_id: {e}"),
+        )
+    })?;
+    parse_clip_id(&m.clip_id).map_err(|reason| Rejection::new("bad_manifest", reason))
 }
