@@ -143,6 +143,16 @@ fn transfer(hub: &mut Ingest, agent: &str, m: &SignedManifest, bytes: &[u8]) -> 
     last.expect("the last chunk is acked")
 }
 
+/// A 4 s clip signed by a fresh agent enrolled as `AGENT` in a fresh hub under `dir`.
+fn one_signed_clip(dir: &Path) -> (Vec<u8>, Ingest, SignedManifest) {
+    let bytes = cut(dir, "a.mp4", 0, 4);
+    let mut agent = FakeAgent::new(dir, "a");
+    let hub = Ingest::open(&dir.join("data")).unwrap();
+    hub.enroll(AGENT, &agent.pem()).unwrap();
+    let m = agent.sign(AGENT, &bytes);
+    (bytes, hub, m)
+}
+
 fn count(hub: &Ingest, sql: &str) -> i64 {
     hub.index().count(sql).unwrap()
 }
@@ -176,11 +186,7 @@ fn stores_verified_clip_byte_identical_and_idempotent() {
 #[test]
 fn clip_on_the_fixed_topics_is_stored_and_bad_framing_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let bytes = cut(tmp.path(), "a.mp4", 0, 4);
-    let mut agent = FakeAgent::new(tmp.path(), "a");
-    let mut hub = Ingest::open(&tmp.path().join("data")).unwrap();
-    hub.enroll(AGENT, &agent.pem()).unwrap();
-    let m = agent.sign(AGENT, &bytes);
+    let (bytes, mut hub, m) = one_signed_clip(tmp.path());
     let clip = m.record().clip_id.to_string();
     let manifest_topic = format!("vigil/v1/{AGENT}/clips/manifest");
     let chunk_topic = format!("vigil/v1/{AGENT}/clips/chunk");
@@ -443,11 +449,7 @@ fn chain_gap_alerts_and_conflicting_seq_is_tamper() {
 #[test]
 fn altered_chunk_fails_verification_and_is_not_stored() {
     let tmp = tempfile::tempdir().unwrap();
-    let bytes = cut(tmp.path(), "a.mp4", 0, 4);
-    let mut agent = FakeAgent::new(tmp.path(), "a");
-    let mut hub = Ingest::open(&tmp.path().join("data")).unwrap();
-    hub.enroll(AGENT, &agent.pem()).unwrap();
-    let m = agent.sign(AGENT, &bytes);
+    let (bytes, mut hub, m) = one_signed_clip(tmp.path());
     let mut bad = bytes.clone();
     let last = bad.len() - 100;
     bad[last] ^= 0xff;
