@@ -155,8 +155,11 @@ alone); every clip and event checked in SQLite afterwards. Ratios are to the sam
 
 With the embedded broker the growth is the broker's: heaptrack of an ingest of 150 clips attributes the
 memory still held to rumqttd's network read buffers (\`Network::read_bytes\`). Each message in a
-topic's in-memory commit log (the hub's events filter keeps up to 4 segments of 4 MiB) is a slice of
-the read buffer it arrived in, so a retained event message keeps the chunk bytes read with it alive;
-the memory is released as the logs roll over, not when the hub has stored the messages.
+filter's in-memory commit log is a slice of the read buffer it arrived in and keeps that whole buffer
+alive until its segment is dropped. A manifest arrives just before its clip's chunks, so with the
+default logs (4 x 4 MiB) the 1000 manifests kept ~1000 buffers of chunk bytes alive: 370 MiB peak in
+the same session, 156 MiB since the manifest filters keep 2 x 256 KiB (safe: an agent sends its
+manifest again after 10 s without an answer). What is left is mostly the chunk logs (4 x 8 MiB) and the
+event log (4 x 4 MiB) with the buffers they hold.
 
 MD

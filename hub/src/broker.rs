@@ -109,19 +109,31 @@ pub fn start(listen: SocketAddr, data_dir: &Path) -> anyhow::Result<EmbeddedBrok
         next_connection_delay_ms: 1,
         connections,
     };
-    // Chunk filters (the fixed topic, and the per-clip topics of the first agents) get
-    // larger logs: 4 x 8 MiB holds several clips' in-flight windows.
-    let custom: HashMap<String, SegmentConfig> =
-        ["vigil/v1/+/clips/chunk", "vigil/v1/+/clips/+/chunk/+"]
-            .into_iter()
-            .map(|filter| {
-                let segments = SegmentConfig {
-                    max_segment_size: 8 * 1024 * 1024,
-                    max_segment_count: 4,
-                };
-                (filter.to_string(), segments)
-            })
-            .collect();
+    // Per-filter commit logs. Each message in a log is a slice of the network read
+    // buffer it arrived in, so it keeps that whole buffer (often with a chunk's bytes)
+    // alive until its segment is dropped. Chunk filters (the fixed topic, and the
+    // per-clip topics of the first agents) get 4 x 8 MiB: several clips' in-flight
+    // windows. Manifest filters get 2 x 256 KiB: an agent has one clip in transfer and
+    // sends its manifest again after 10 s without an answer, so a manifest the hub had
+    // not read when its segment went is only late; kept longer, 1000 manifests pinned
+    // ~1000 read buffers (`bench/memory.sh`).
+    let chunks = SegmentConfig {
+        max_segment_size: 8 * 1024 * 1024,
+        max_segment_count: 4,
+    };
+    let manifests = SegmentConfig {
+        max_segment_size: 256 * 1024,
+        max_segment_count: 2,
+    };
+    let custom: HashMap<String, SegmentConfig> = [
+        ("vigil/v1/+/clips/chunk", chunks.clone()),
+        ("vigil/v1/+/clips/+/chunk/+", chunks),
+        ("vigil/v1/+/clips/manifest", manifests.clone()),
+        ("vigil/v1/+/clips/+/manifest", manifests),
+    ]
+    .into_iter()
+    .map(|(filter, segments)| (filter.to_string(), segments))
+    .collect();
     let config = Config {
         id: 0,
         router: RouterConfig {
