@@ -311,12 +311,26 @@ async fn operator_and_investigator_in_a_real_browser() -> Result<()> {
         .await?
         .click()
         .await?;
-    b.wait_js(
-        Duration::from_secs(60),
-        "the export link",
-        "const a = document.getElementById('export-link'); return !!a && !a.hidden && !!a.href",
-    )
-    .await?;
+    let exported = b
+        .wait_js(
+            Duration::from_secs(60),
+            "the export link",
+            "const a = document.getElementById('export-link'); return !!a && !a.hidden && !!a.href",
+        )
+        .await;
+    if let Err(e) = exported {
+        // Say what the page showed instead (an API error lands in #export-result).
+        let shown = b
+            .eval("const o = document.getElementById('export-result'); return o ? o.textContent : null")
+            .await;
+        let picked = b
+            .eval("return [...document.querySelectorAll('#result-rows input.pick:checked')].length")
+            .await;
+        return Err(e.context(format!(
+            "export result on the page: {shown:?}; boxes ticked: {picked:?}; hub log:\n{}",
+            hub.stdout()
+        )));
+    }
     b.screenshot("web-e2e-5-exported").await?;
     let zip_b64 = b
         .eval(
