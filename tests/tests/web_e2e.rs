@@ -293,12 +293,14 @@ async fn operator_and_investigator_in_a_real_browser() -> Result<()> {
         .await?
         .click()
         .await?;
-    // The result rows are re-rendered as results arrive: find and tick in one step.
+    // Tick only once this search's rows are shown: until then the table is aria-busy
+    // and the rows on screen (the page's first search) are about to be replaced.
     b.wait_js(
         Duration::from_secs(20),
-        "the event's checkbox in the results, ticked",
+        "the event's checkbox in the results of this search, ticked",
         &format!(
-            "const c = document.querySelector('input.pick[data-event-id=\"{event_id}\"]'); \
+            "if (document.getElementById('result-rows').closest('table').getAttribute('aria-busy') !== 'false') return false; \
+             const c = document.querySelector('input.pick[data-event-id=\"{event_id}\"]'); \
              if (c && !c.disabled && !c.checked) c.click(); return !!c && c.checked"
         ),
     )

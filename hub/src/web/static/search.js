@@ -49,19 +49,26 @@
   // Only the latest search renders: the page's own first search can answer after the
   // user's, and its rows replaced the user's results (and the boxes ticked in them).
   let latest = 0;
+  // The results table is aria-busy while a search it will show is running: rows (and
+  // ticks) on screen then are about to be replaced.
   async function run(before) {
     const mine = ++latest;
-    if (!before) { query = params(null); head(); }
-    const q = params(before);
-    const r = await api("GET", (kind === "events" ? "/api/events?" : "/api/clips?") + q);
-    if (mine !== latest) return;
     const body = document.getElementById("result-rows");
-    if (!before) body.replaceChildren();
-    const items = kind === "events" ? r.events : r.clips;
-    for (const x of items) body.append(kind === "events" ? eventRow(x) : clipRow(x));
-    next = r.next_before;
-    document.getElementById("results-more").hidden = !next;
-    document.getElementById("results-empty").hidden = body.children.length > 0;
+    body.closest("table").setAttribute("aria-busy", "true");
+    try {
+      if (!before) { query = params(null); head(); }
+      const q = params(before);
+      const r = await api("GET", (kind === "events" ? "/api/events?" : "/api/clips?") + q);
+      if (mine !== latest) return;
+      if (!before) body.replaceChildren();
+      const items = kind === "events" ? r.events : r.clips;
+      for (const x of items) body.append(kind === "events" ? eventRow(x) : clipRow(x));
+      next = r.next_before;
+      document.getElementById("results-more").hidden = !next;
+      document.getElementById("results-empty").hidden = body.children.length > 0;
+    } finally {
+      if (mine === latest) body.closest("table").setAttribute("aria-busy", "false");
+    }
   }
 
   async function loadExports() {
