@@ -44,7 +44,7 @@ pub fn parse_clip_id(s: &str) -> Result<Uuid, String> {
         Ok(u) if u.hyphenated().to_string() == s => Ok(u),
         _ => Err(format!(
             "clip id {:?} is not a lowercase hyphenated UUID",
-            s.chars().take(80).collect::<String>()
+            first_80(s)
         )),
     }
 }
@@ -56,9 +56,14 @@ pub fn parse_chunk_number(s: &str) -> Result<u64, String> {
         Ok(n) if digits => Ok(n),
         _ => Err(format!(
             "chunk number {:?} is not a decimal integer",
-            s.chars().take(80).collect::<String>()
+            first_80(s)
         )),
     }
+}
+
+/// The first 80 characters of untrusted text, for error messages.
+fn first_80(s: &str) -> String {
+    s.chars().take(80).collect()
 }
 
 #[cfg(test)]

@@ -339,19 +339,26 @@ mod tests {
         }
     }
 
+    /// A POSIX record lock request for writing the whole file (as SQLite takes them).
+    fn whole_file_write_lock() -> libc::flock {
+        // SAFETY: flock is plain data; all zeroes is a valid value (start 0, len 0 = to EOF).
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = libc::F_WRLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        lock
+    }
+
     /// Whether another process sees a POSIX write lock on `path` (as SQLite's are).
     fn locked_for_other_processes(path: &Path) -> bool {
         use std::os::unix::ffi::OsStrExt;
         let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
             return false;
         };
+        let mut lock = whole_file_write_lock();
         // SAFETY: the child only makes async-signal-safe calls (open, fcntl, _exit).
         match unsafe { libc::fork() } {
             0 => unsafe {
                 let fd = libc::open(c_path.as_ptr(), libc::O_RDWR);
-                let mut lock: libc::flock = std::mem::zeroed();
-                lock.l_type = libc::F_WRLCK as libc::c_short;
-                lock.l_whence = libc::SEEK_SET as libc::c_short;
                 let ok = fd >= 0
                     && libc::fcntl(fd, libc::F_GETLK, &mut lock) == 0
                     && lock.l_type != libc::F_UNLCK as libc::c_short;
@@ -372,13 +379,10 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("index.sqlite");
         let file = std::fs::File::create(&path)?;
-        // SAFETY: a zeroed flock is a valid value; fcntl reads it.
-        let set = unsafe {
-            let mut lock: libc::flock = std::mem::zeroed();
-            lock.l_type = libc::F_WRLCK as libc::c_short;
-            lock.l_whence = libc::SEEK_SET as libc::c_short;
-            libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::F_SETLK, &lock)
-        };
+        let lock = whole_file_write_lock();
+        // SAFETY: fcntl reads the flock value for a descriptor this test owns.
+        let set =
+            unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::F_SETLK, &lock) };
         assert_eq!(set, 0, "cannot lock {}", path.display());
         assert!(locked_for_other_processes(&path), "the lock is visible");
         let _listener = TcpListener::bind("127.0.0.1:0")?;

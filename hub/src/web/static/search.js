@@ -54,7 +54,8 @@
   async function run(before) {
     const mine = ++latest;
     const body = document.getElementById("result-rows");
-    body.closest("table").setAttribute("aria-busy", "true");
+    const table = body.closest("table");
+    table.setAttribute("aria-busy", "true");
     try {
       if (!before) { query = params(null); head(); }
       const q = params(before);
@@ -67,7 +68,7 @@
       document.getElementById("results-more").hidden = !next;
       document.getElementById("results-empty").hidden = body.children.length > 0;
     } finally {
-      if (mine === latest) body.closest("table").setAttribute("aria-busy", "false");
+      if (mine === latest) table.setAttribute("aria-busy", "false");
     }
   }
 
