@@ -92,15 +92,101 @@ impl Default for BrokerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmbeddedBrokerConfig {
-    /// `IP:PORT` the broker listens on (default `127.0.0.1:1883`; port 0 = any free port).
+    /// `IP:PORT` of plain MQTT (default `127.0.0.1:1883`; port 0 = any free port; `""`
+    /// = no plain listener, e.g. TLS only).
     pub listen: String,
+    /// `IP:PORT` of MQTT over TLS (`mqtts://`, usually `0.0.0.0:8883`); off unless set.
+    pub tls_listen: Option<String>,
+    /// PEM certificate chain the TLS listener presents (with `tls_key`); unset = the
+    /// hub generates its own CA and certificate in `DATA/broker-tls/`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Host names and IP addresses agents use to reach the hub, for the generated
+    /// certificate (default: this machine's host name, `localhost` and `127.0.0.1`).
+    pub tls_names: Vec<String>,
+    /// TLS handshake and CONNECT must be done within this, seconds (1..=120).
+    pub connect_timeout_seconds: u64,
+    /// Connections from one address that have not logged in yet, at once (1..=65536).
+    pub max_pending_per_address: usize,
+    /// Failed logins from one address within a minute before it is refused for a
+    /// minute (1..=100000).
+    pub max_failed_logins: u32,
+    /// Login checks (argon2, ~19 MiB each) at once (1..=16).
+    pub login_concurrency: usize,
 }
 
 impl Default for EmbeddedBrokerConfig {
     fn default() -> Self {
+        let limits = crate::broker::FrontLimits::default();
         EmbeddedBrokerConfig {
             listen: DEFAULT_BROKER_LISTEN.into(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_names: Vec::new(),
+            connect_timeout_seconds: limits.connect_timeout.as_secs(),
+            max_pending_per_address: limits.max_pending_per_address,
+            max_failed_logins: limits.max_failed_logins,
+            login_concurrency: limits.login_concurrency,
         }
+    }
+}
+
+impl EmbeddedBrokerConfig {
+    /// The names of a generated TLS certificate: `tls_names`, or this machine's host
+    /// name, `localhost` and `127.0.0.1`.
+    pub fn tls_names(&self) -> Vec<String> {
+        if !self.tls_names.is_empty() {
+            return self.tls_names.clone();
+        }
+        let mut names = Vec::new();
+        if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            let h = h.trim();
+            if !h.is_empty() && h != "localhost" {
+                names.push(h.to_string());
+            }
+        }
+        names.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
+        names
+    }
+
+    /// The broker's options (call after [`HubConfig::problems`] came back empty).
+    pub fn options(&self, data_dir: &Path) -> anyhow::Result<crate::broker::EmbeddedOptions> {
+        let listen = match self.listen.as_str() {
+            "" => None,
+            l => Some(l.parse().context("broker.embedded.listen is not IP:PORT")?),
+        };
+        let tls = match &self.tls_listen {
+            Some(l) => {
+                let addr: SocketAddr = l
+                    .parse()
+                    .context("broker.embedded.tls_listen is not IP:PORT")?;
+                let source = match (&self.tls_cert, &self.tls_key) {
+                    (Some(cert), Some(key)) => crate::broker::CertSource::Files {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                    },
+                    _ => crate::broker::CertSource::Generated {
+                        dir: data_dir.join("broker-tls"),
+                        names: self.tls_names(),
+                    },
+                };
+                Some((addr, source))
+            }
+            None => None,
+        };
+        Ok(crate::broker::EmbeddedOptions {
+            listen,
+            tls,
+            limits: crate::broker::FrontLimits {
+                connect_timeout: std::time::Duration::from_secs(self.connect_timeout_seconds),
+                max_pending_per_address: self.max_pending_per_address,
+                max_failed_logins: self.max_failed_logins,
+                login_concurrency: self.login_concurrency,
+                ..crate::broker::FrontLimits::default()
+            },
+        })
     }
 }
 
@@ -187,10 +273,12 @@ impl std::fmt::Display for Problem {
 /// The broker the hub uses, resolved from the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerChoice {
-    /// Run rumqttd in-process on this address.
+    /// Run rumqttd in-process behind the hub's front.
     Embedded {
-        /// Requested listen address (port 0 allowed).
-        listen: SocketAddr,
+        /// Requested plain listen address (port 0 allowed; None = TLS only).
+        listen: Option<SocketAddr>,
+        /// Requested TLS listen address.
+        tls_listen: Option<SocketAddr>,
     },
     /// Connect to a broker somebody else runs.
     External {
@@ -281,17 +369,7 @@ impl HubConfig {
             );
         }
         match self.broker.mode.as_str() {
-            "embedded" => {
-                if let Err(e) = self.broker.embedded.listen.parse::<SocketAddr>() {
-                    add(
-                        "broker.embedded.listen",
-                        format!(
-                            "{:?} is not IP:PORT ({e}); use e.g. \"127.0.0.1:1883\" or \"0.0.0.0:1883\"",
-                            self.broker.embedded.listen
-                        ),
-                    );
-                }
-            }
+            "embedded" => self.embedded_problems(&mut add),
             "external" => self.external_problems(&mut add),
             other => add(
                 "broker.mode",
@@ -444,6 +522,109 @@ impl HubConfig {
         }
     }
 
+    fn embedded_problems(&self, add: &mut impl FnMut(&str, String)) {
+        let e = &self.broker.embedded;
+        if !e.listen.is_empty() {
+            if let Err(err) = e.listen.parse::<SocketAddr>() {
+                add(
+                    "broker.embedded.listen",
+                    format!(
+                        "{:?} is not IP:PORT ({err}); use e.g. \"127.0.0.1:1883\" or \"0.0.0.0:1883\", or \"\" for no plain MQTT",
+                        e.listen
+                    ),
+                );
+            }
+        }
+        if let Some(t) = &e.tls_listen {
+            if let Err(err) = t.parse::<SocketAddr>() {
+                add(
+                    "broker.embedded.tls_listen",
+                    format!("{t:?} is not IP:PORT ({err}); use e.g. \"0.0.0.0:8883\""),
+                );
+            }
+        }
+        if e.listen.is_empty() && e.tls_listen.is_none() {
+            add(
+                "broker.embedded.listen",
+                "is \"\" and tls_listen is not set, so agents could not connect at all; set one of them".into(),
+            );
+        }
+        match (&e.tls_cert, &e.tls_key) {
+            (Some(_), None) => add(
+                "broker.embedded.tls_key",
+                "is required with tls_cert (the certificate's PEM private key)".into(),
+            ),
+            (None, Some(_)) => add(
+                "broker.embedded.tls_cert",
+                "is required with tls_key (the PEM certificate chain)".into(),
+            ),
+            _ => {}
+        }
+        for (key, file) in [("tls_cert", &e.tls_cert), ("tls_key", &e.tls_key)] {
+            if let Some(f) = file {
+                if std::fs::metadata(f).is_err() {
+                    add(
+                        &format!("broker.embedded.{key}"),
+                        format!("cannot read {}", f.display()),
+                    );
+                }
+            }
+        }
+        if (e.tls_cert.is_some() || e.tls_key.is_some() || !e.tls_names.is_empty())
+            && e.tls_listen.is_none()
+        {
+            add(
+                "broker.embedded.tls_listen",
+                "is not set, so the TLS settings have no effect; set it, e.g. \"0.0.0.0:8883\""
+                    .into(),
+            );
+        }
+        for n in &e.tls_names {
+            let ok = !n.is_empty()
+                && (n.parse::<std::net::IpAddr>().is_ok()
+                    || n.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.len() <= 63
+                            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    }));
+            if !ok {
+                add(
+                    "broker.embedded.tls_names",
+                    format!("{n:?} is not a host name or an IP address"),
+                );
+            }
+        }
+        let ranges = [
+            (
+                "connect_timeout_seconds",
+                e.connect_timeout_seconds as u128,
+                1,
+                120,
+            ),
+            (
+                "max_pending_per_address",
+                e.max_pending_per_address as u128,
+                1,
+                65536,
+            ),
+            (
+                "max_failed_logins",
+                u128::from(e.max_failed_logins),
+                1,
+                100_000,
+            ),
+            ("login_concurrency", e.login_concurrency as u128, 1, 16),
+        ];
+        for (key, v, lo, hi) in ranges {
+            if !(lo..=hi).contains(&v) {
+                add(
+                    &format!("broker.embedded.{key}"),
+                    format!("{v} is outside {lo}..={hi}"),
+                );
+            }
+        }
+    }
+
     /// The broker to use (call after [`HubConfig::problems`] came back empty).
     pub fn broker_choice(&self) -> anyhow::Result<BrokerChoice> {
         match self.broker.mode.as_str() {
@@ -455,14 +636,13 @@ impl HubConfig {
                     .clone()
                     .context("broker.external.url is required with mode = \"external\"")?,
             }),
-            _ => Ok(BrokerChoice::Embedded {
-                listen: self
-                    .broker
-                    .embedded
-                    .listen
-                    .parse()
-                    .context("broker.embedded.listen is not IP:PORT")?,
-            }),
+            _ => {
+                let o = self.broker.embedded.options(&self.data_dir)?;
+                Ok(BrokerChoice::Embedded {
+                    listen: o.listen,
+                    tls_listen: o.tls.map(|(a, _)| a),
+                })
+            }
         }
     }
 
@@ -498,7 +678,14 @@ impl HubConfig {
                 "external broker {}",
                 self.broker.external.url.as_deref().unwrap_or("?")
             ),
-            _ => format!("embedded broker on {}", self.broker.embedded.listen),
+            _ => {
+                let e = &self.broker.embedded;
+                match (&e.tls_listen, e.listen.as_str()) {
+                    (Some(t), "") => format!("embedded broker on {t} (TLS)"),
+                    (Some(t), l) => format!("embedded broker on {l} and {t} (TLS)"),
+                    (None, l) => format!("embedded broker on {l}"),
+                }
+            }
         };
         let tls = if self.web.tls_cert.is_some() {
             "https"
@@ -524,7 +711,52 @@ mod tests {
         assert_eq!(
             c.broker_choice().unwrap(),
             BrokerChoice::Embedded {
-                listen: "127.0.0.1:1883".parse().unwrap()
+                listen: Some("127.0.0.1:1883".parse().unwrap()),
+                tls_listen: None,
+            }
+        );
+    }
+
+    #[test]
+    fn embedded_tls_settings_are_checked() {
+        let c = HubConfig::parse(
+            r#"
+            [broker.embedded]
+            listen = ""
+            tls_cert = "/nonexistent/cert.pem"
+            tls_names = ["hub lan", "10.0.0.5"]
+            max_failed_logins = 0
+            "#,
+        )
+        .unwrap();
+        let keys: Vec<String> = c.problems().into_iter().map(|p| p.key).collect();
+        for k in [
+            "broker.embedded.listen",
+            "broker.embedded.tls_key",
+            "broker.embedded.tls_cert",
+            "broker.embedded.tls_listen",
+            "broker.embedded.tls_names",
+            "broker.embedded.max_failed_logins",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
+        assert_eq!(
+            keys.iter()
+                .filter(|k| *k == "broker.embedded.tls_names")
+                .count(),
+            1,
+            "only the bad name: {keys:?}"
+        );
+        let ok = HubConfig::parse(
+            "[broker.embedded]\nlisten = \"\"\ntls_listen = \"0.0.0.0:8883\"\ntls_names = [\"hub.lan\", \"10.0.0.5\"]\n",
+        )
+        .unwrap();
+        assert!(ok.problems().is_empty(), "{:?}", ok.problems());
+        assert_eq!(
+            ok.broker_choice().unwrap(),
+            BrokerChoice::Embedded {
+                listen: None,
+                tls_listen: Some("0.0.0.0:8883".parse().unwrap()),
             }
         );
     }

@@ -127,9 +127,13 @@ enum AgentCommand {
         #[command(flatten)]
         place: DataPlace,
         /// Broker URL to print in the `[uplink]` lines (default: from the config's
-        /// embedded broker address).
+        /// embedded broker address; `mqtts://` when its TLS listener is on).
         #[arg(long)]
         broker_url: Option<String>,
+        /// Where the box keeps the hub's CA certificate, for the `ca_file` line
+        /// (with TLS).
+        #[arg(long, default_value = "/etc/vigil/hub-ca.pem")]
+        ca_path: PathBuf,
     },
     /// List enrolled agents.
     List {
@@ -169,17 +173,61 @@ impl DataPlace {
     }
 }
 
-/// The broker URL an agent should use, as far as the hub's config tells.
+/// The broker URL an agent should use, as far as the hub's config tells: TLS when the
+/// embedded broker has a TLS listener.
 fn agent_broker_url(cfg: &HubConfig) -> String {
     match cfg.broker_choice() {
-        Ok(BrokerChoice::Embedded { listen }) if !listen.ip().is_unspecified() => {
-            format!("mqtt://{listen}")
+        Ok(BrokerChoice::Embedded {
+            tls_listen: Some(t),
+            ..
+        }) => {
+            let host = if !t.ip().is_unspecified() {
+                t.ip().to_string()
+            } else {
+                // A name in the certificate that is not loopback.
+                cfg.broker
+                    .embedded
+                    .tls_names()
+                    .into_iter()
+                    .find(|n| n != "localhost" && n != "127.0.0.1")
+                    .unwrap_or_else(|| "HUB_ADDRESS".into())
+            };
+            format!("mqtts://{host}:{}", t.port())
         }
-        Ok(BrokerChoice::Embedded { listen }) => {
-            format!("mqtt://HUB_ADDRESS:{}", listen.port())
-        }
+        Ok(BrokerChoice::Embedded {
+            listen: Some(listen),
+            ..
+        }) if !listen.ip().is_unspecified() => format!("mqtt://{listen}"),
+        Ok(BrokerChoice::Embedded {
+            listen: Some(listen),
+            ..
+        }) => format!("mqtt://HUB_ADDRESS:{}", listen.port()),
         Ok(BrokerChoice::External { url }) => url,
-        Err(_) => "mqtt://HUB_ADDRESS:1883".into(),
+        _ => "mqtt://HUB_ADDRESS:1883".into(),
+    }
+}
+
+/// What the agent needs to trust the embedded broker's TLS certificate: the CA's PEM
+/// (generated now if the hub never ran) and its fingerprint; None without TLS or
+/// with the admin's own certificate (whose CA the admin has).
+fn embedded_ca(
+    cfg: &HubConfig,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Option<(String, String)>> {
+    if cfg.broker.mode != "embedded" || cfg.broker.embedded.tls_listen.is_none() {
+        return Ok(None);
+    }
+    let Some((_, source)) = cfg.broker.embedded.options(data_dir)?.tls else {
+        return Ok(None);
+    };
+    let info = broker::tls::prepare(&source)?;
+    match &info.ca_file {
+        Some(ca) => Ok(Some((
+            std::fs::read_to_string(ca)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", ca.display()))?,
+            info.fingerprint,
+        ))),
+        None => Ok(None),
     }
 }
 
@@ -236,21 +284,43 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     replace_key,
                     place,
                     broker_url,
+                    ca_path,
                 },
         } => {
             let (data_dir, cfg) = place.resolve()?;
             let broker_url = broker_url.unwrap_or_else(|| agent_broker_url(&cfg));
+            let tls = broker_url.starts_with("mqtts://");
+            let ca = if tls {
+                embedded_ca(&cfg, &data_dir)?
+            } else {
+                None
+            };
             let pem = std::fs::read_to_string(&public_key)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", public_key.display()))?;
             let e = enroll::enroll_with(&data_dir, &agent_id, &pem, replace_key)?;
             println!("agent {} enrolled, key id {}", e.agent_id, e.key_id);
             println!("MQTT username: {}", e.mqtt_username);
             println!("MQTT password: {}", e.mqtt_password);
+            if let Some((pem, fingerprint)) = &ca {
+                println!(
+                    "# The hub's broker CA: save it on the box as {} (SHA-256 fingerprint {fingerprint}):",
+                    ca_path.display()
+                );
+                print!("{pem}");
+            } else if tls {
+                println!(
+                    "# TLS: put the CA that signed the broker's certificate on the box as {}",
+                    ca_path.display()
+                );
+            }
             println!(
                 "# agent.toml (the password is shown only now; a new `agent add` issues another):"
             );
             println!("[uplink]");
             println!("broker = \"{broker_url}\"");
+            if tls {
+                println!("ca_file = \"{}\"", ca_path.display());
+            }
             println!("username = \"{}\"", e.mqtt_username);
             println!("password = \"{}\"", e.mqtt_password);
             Ok(())
@@ -362,9 +432,11 @@ fn run(cfg: HubConfig) -> anyhow::Result<()> {
         transfer_timeout: std::time::Duration::from_secs(cfg.ingest.transfer_timeout_seconds),
     };
     let ingest = Ingest::open_with(&cfg.data_dir, limits)?;
+    let mut front_counters = None;
     let settings = match cfg.broker_choice()? {
-        BrokerChoice::Embedded { listen } => {
-            let b = broker::start(listen, &cfg.data_dir)?;
+        BrokerChoice::Embedded { .. } => {
+            let b = broker::start(cfg.broker.embedded.options(&cfg.data_dir)?, &cfg.data_dir)?;
+            front_counters = Some(b.counters.clone());
             let addr = b.loopback();
             BrokerSettings {
                 host: addr.ip().to_string(),
@@ -407,6 +479,7 @@ fn run(cfg: HubConfig) -> anyhow::Result<()> {
                 let m = std::sync::Arc::new(vigil_hub::metrics::HubMetrics {
                     counters: ingest.counters(),
                     index: ingest.layout().index(),
+                    front: front_counters.clone(),
                 });
                 let mut metrics_stop = stop_rx.clone();
                 let (_, task) = vigil_hub::metrics::serve(listen, m, async move {

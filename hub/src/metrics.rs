@@ -27,6 +27,32 @@ use rusqlite::{Connection, OpenFlags};
 /// Content type of the OpenMetrics text format.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// What the embedded broker's front did with connections since start, by event
+/// (`accepted`, `logged_in`, `login_refused`, `throttled`, `pending_limit`,
+/// `connect_timeout`, `tls_failed`, `protocol_error`, `too_large`, `forgery`,
+/// `io_error`); shared by the front and the endpoint.
+#[derive(Debug, Default)]
+pub struct FrontCounters {
+    inner: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl FrontCounters {
+    /// One more `event`.
+    pub fn add(&self, event: &'static str) {
+        *self
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(event)
+            .or_default() += 1;
+    }
+
+    /// Every count so far.
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// Ingest counters since start; shared by the ingest task and the endpoint.
 #[derive(Debug, Default)]
 pub struct HubCounters {
@@ -101,6 +127,8 @@ pub struct HubMetrics {
     pub counters: Arc<HubCounters>,
     /// The SQLite index (opened read-only per scrape).
     pub index: PathBuf,
+    /// The embedded broker's front (None with an external broker).
+    pub front: Option<Arc<FrontCounters>>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -216,6 +244,14 @@ impl Collector for HubMetrics {
             "Seconds the ingest spent handling messages, by topic kind (verification included)",
             by(&c.seconds, "kind", ConstCounter::<f64>::new),
         )?;
+        if let Some(front) = &self.front {
+            family(
+                &mut enc,
+                "vigil_hub_broker_connections",
+                "Embedded broker connections by what happened to them (accepted, logged_in, login_refused, throttled, pending_limit, connect_timeout, tls_failed, protocol_error, too_large, forgery, io_error)",
+                by(&front.snapshot(), "event", counter),
+            )?;
+        }
         family(
             &mut enc,
             "vigil_hub_rejected",

@@ -190,15 +190,21 @@ pub async fn run(
             if !out.quiet {
                 stored.notify_one();
             }
-            // The clip ack (encoded here) and any other reply go out the same way.
-            let ack = out.ack.and_then(|(t, ack)| match serde_json::to_vec(&ack) {
-                Ok(body) => Some((t, body)),
+            // The clip or entry ack (encoded here) and any other reply go out the same way.
+            let encoded = |r: serde_json::Result<Vec<u8>>| match r {
+                Ok(body) => Some(body),
                 Err(e) => {
                     tracing::error!(error = %e, "Cannot encode an ack");
                     None
                 }
-            });
-            for (t, body) in ack.into_iter().chain(out.reply) {
+            };
+            let ack = out
+                .ack
+                .and_then(|(t, ack)| encoded(serde_json::to_vec(&ack)).map(|b| (t, b)));
+            let entry_ack = out
+                .entry_ack
+                .and_then(|(t, ack)| encoded(serde_json::to_vec(&ack)).map(|b| (t, b)));
+            for (t, body) in ack.into_iter().chain(entry_ack).chain(out.reply) {
                 if let Err(e) = worker_client
                     .publish(t, QoS::AtLeastOnce, false, body)
                     .await

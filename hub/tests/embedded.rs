@@ -432,3 +432,235 @@ async fn embedded_broker_logins_clip_telemetry_and_restart() {
     let status = hub.stop("INT");
     assert!(status.success(), "hub exit status after SIGINT: {status}");
 }
+
+/// Connects as `user`, publishes one message (or subscribes to `subscribe`), and
+/// returns whether the broker closed the connection within 10 s.
+async fn closed_after(
+    port: u16,
+    user: &str,
+    pass: &str,
+    publish: Option<(&str, Vec<u8>, QoS)>,
+    subscribe: Option<&str>,
+) -> bool {
+    let (client, mut el) = connect_eventually(port, user, pass).await;
+    if let Some((topic, payload, qos)) = publish {
+        client.publish(topic, qos, false, payload).await.unwrap();
+    }
+    if let Some(filter) = subscribe {
+        client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    }
+    let r = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if el.poll().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    r.is_ok()
+}
+
+/// Agent b2, logged in with its own valid credentials, tries every one of agent a1's
+/// topics (and a Last Will and subscriptions on them): each attempt closes b2's
+/// connection, nothing of it reaches the index or a1's state, and an alert names b2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_cannot_speak_or_listen_for_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data: PathBuf = tmp.path().join("data");
+    let mut pass = Vec::new();
+    for id in ["a1", "b2"] {
+        let key = SigningKey::generate(&tmp.path().join(format!("{id}.key"))).unwrap();
+        let pem = tmp.path().join(format!("{id}.pem"));
+        std::fs::write(&pem, key.public_key().to_pem()).unwrap();
+        pass.push(agent_add(&data, id, &pem));
+    }
+    let (pa, pb) = (pass[0].clone(), pass[1].clone());
+    let db = data.join("index.sqlite");
+    let config = tmp.path().join("hub.toml");
+    write_config(&config, &data, 0);
+    let (hub, port) = Hub::start(&config);
+
+    // a1 is online and streaming.
+    let (a1, mut a1_el) = connect_eventually(port, "a1", &pa).await;
+    let online =
+        serde_json::json!({"state": "online", "version": "0.1.0", "since": "2026-12-04T10:00:00Z"});
+    a1.publish(
+        "vigil/v1/a1/status",
+        QoS::AtLeastOnce,
+        true,
+        online.to_string(),
+    )
+    .await
+    .unwrap();
+    until(&mut a1_el, "a1 online", || {
+        count(
+            &db,
+            "SELECT COUNT(*) FROM agent_status WHERE agent_id='a1' AND json LIKE '%online%'",
+        ) == 1
+    })
+    .await;
+
+    let now = "2026-12-04T10:00:01Z";
+    let event = serde_json::json!({"phase": "start", "entry": "events/1-cam-x-e1-start.json",
+        "event": {"id": "forged-1", "camera_id": "cam-x", "label": "person", "top_score": 0.99}});
+    let health = serde_json::json!({"at": now, "cameras": [{"camera_id": "cam-x", "state": "streaming",
+        "since": now}], "outbox": {}});
+    let offline = serde_json::json!({"state": "offline", "version": "0.1.0", "since": now});
+    let snap = serde_json::json!({"camera_id": "cam-x", "taken_utc": now, "width": 2, "height": 2,
+        "jpeg_b64": B64.encode([0xFF, 0xD8, 0xFF, 0xE0, 0xFF, 0xD9])});
+    let drop_msg = serde_json::json!({"kind": "outbox_drop", "clip_id": null, "camera_id": "cam-x",
+        "seq": 1, "bytes": 1, "reason": "forged", "at": now});
+    let clip = Uuid::now_v7();
+    let forged: Vec<(String, Vec<u8>)> = vec![
+        ("vigil/v1/a1/events".into(), event.to_string().into_bytes()),
+        (
+            "vigil/v1/a1/status".into(),
+            offline.to_string().into_bytes(),
+        ),
+        ("vigil/v1/a1/health".into(), health.to_string().into_bytes()),
+        (
+            "vigil/v1/a1/cameras/cam-x/snapshot".into(),
+            snap.to_string().into_bytes(),
+        ),
+        (
+            "vigil/v1/a1/drops".into(),
+            drop_msg.to_string().into_bytes(),
+        ),
+        (
+            "vigil/v1/a1/records".into(),
+            b"{\"kind\":\"chain_reset\"}".to_vec(),
+        ),
+        (
+            "vigil/v1/a1/clips/manifest".into(),
+            format!("{{\"clip_id\":\"{clip}\"}}").into_bytes(),
+        ),
+        (
+            "vigil/v1/a1/clips/chunk".into(),
+            format!("{clip} 0\nxx").into_bytes(),
+        ),
+        (format!("vigil/v1/a1/clips/{clip}/manifest"), b"{}".to_vec()),
+        (format!("vigil/v1/a1/clips/{clip}/chunk/0"), b"xx".to_vec()),
+        ("vigil/v1/a1/doctor".into(), b"{\"nonce\":\"n1\"}".to_vec()),
+        // Hub→agent topics: not even an agent's own.
+        (
+            "vigil/v1/a1/acks".into(),
+            format!("{{\"clip_id\":\"{clip}\",\"status\":\"stored\",\"missing\":[]}}").into_bytes(),
+        ),
+        ("vigil/v1/b2/acks".into(), b"{}".to_vec()),
+        ("vigil/v1/a1/doctor/reply".into(), b"{}".to_vec()),
+    ];
+    for (topic, payload) in &forged {
+        for qos in [QoS::AtLeastOnce, QoS::AtMostOnce] {
+            assert!(
+                closed_after(port, "b2", &pb, Some((topic, payload.clone(), qos)), None).await,
+                "b2 publishing on {topic} at {qos:?} was not cut off"
+            );
+        }
+    }
+    for filter in ["vigil/v1/a1/acks", "vigil/v1/+/acks", "#", "vigil/v1/a1/#"] {
+        assert!(
+            closed_after(port, "b2", &pb, None, Some(filter)).await,
+            "b2 subscribing to {filter} was not cut off"
+        );
+    }
+    // A Last Will on a1's status is refused at CONNECT.
+    let mut o = MqttOptions::new("b2", "127.0.0.1", port);
+    o.set_credentials("b2", &pb);
+    o.set_last_will(rumqttc::LastWill::new(
+        "vigil/v1/a1/status",
+        offline.to_string(),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (_c, mut el) = AsyncClient::new(o, 8);
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return false,
+                Ok(_) => {}
+                Err(_) => return true,
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        refused,
+        Ok(true),
+        "a will on another agent's status is refused"
+    );
+
+    // b2's own topics still work: its events are stored under b2.
+    let (b2, mut b2_el) = connect_eventually(port, "b2", &pb).await;
+    let own =
+        serde_json::json!({"phase": "start", "event": {"id": "b2-own", "camera_id": "cam-b"}});
+    b2.publish(
+        "vigil/v1/b2/events",
+        QoS::AtLeastOnce,
+        false,
+        own.to_string(),
+    )
+    .await
+    .unwrap();
+    until(&mut b2_el, "b2's own event", || {
+        count(
+            &db,
+            "SELECT COUNT(*) FROM events WHERE event_id='b2-own' AND agent_id='b2'",
+        ) == 1
+    })
+    .await;
+
+    // Nothing b2 forged is anywhere; a1 is still online; an alert names b2.
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM events WHERE agent_id='a1'"),
+        0
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM events WHERE event_id='forged-1'"),
+        0
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM camera_health"), 0);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM agent_health"), 0);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM snapshots"), 0);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM alerts WHERE kind='outbox_drop'"),
+        0
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM chain_records"), 0);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM agent_status WHERE agent_id='a1' AND json LIKE '%online%'"
+        ),
+        1,
+        "a1 is still online"
+    );
+    assert!(
+        count(&db, "SELECT COUNT(*) FROM alerts WHERE kind='forgery' AND agent_id='b2' AND detail LIKE '%\"b2\"%'") >= 1,
+        "an alert names b2"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM alerts WHERE kind='forgery' AND agent_id<>'b2'"
+        ),
+        0
+    );
+    // a1's session was never disturbed.
+    a1.publish(
+        "vigil/v1/a1/events",
+        QoS::AtLeastOnce,
+        false,
+        serde_json::json!({"phase": "start", "event": {"id": "a1-own", "camera_id": "cam-1"}})
+            .to_string(),
+    )
+    .await
+    .unwrap();
+    until(&mut a1_el, "a1's own event", || {
+        count(
+            &db,
+            "SELECT COUNT(*) FROM events WHERE event_id='a1-own' AND agent_id='a1'",
+        ) == 1
+    })
+    .await;
+    drop(hub);
+}

@@ -597,7 +597,10 @@ fn schema_v0_index_is_migrated_keeping_its_rows() {
         .unwrap();
     }
     let hub = Ingest::open(&data).unwrap();
-    assert_eq!(count(&hub, "PRAGMA user_version"), 1);
+    assert_eq!(
+        count(&hub, "PRAGMA user_version"),
+        vigil_hub::index::schema::SCHEMA_VERSION
+    );
     assert_eq!(
         count(&hub, "SELECT COUNT(*) FROM alerts WHERE kind = 'tamper'"),
         1
@@ -618,8 +621,83 @@ fn schema_v0_index_is_migrated_keeping_its_rows() {
             "d",
         )
         .unwrap();
+    // Version 2's alert kind and drop-report table are there.
+    hub.index()
+        .alert(vigil_hub::index::AlertKind::Forgery, "old-agent", "-", "d")
+        .unwrap();
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM drop_reports"), 0);
     drop(hub);
     // Opening again is a no-op.
     let hub = Ingest::open(&data).unwrap();
-    assert_eq!(count(&hub, "SELECT COUNT(*) FROM alerts"), 2);
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM alerts"), 3);
+}
+
+/// Events, records and drop reports that name their outbox entry are acknowledged by
+/// it once stored: a duplicate (the agent sending it again after a lost ack) is acked
+/// and stores nothing twice; a message that can never be stored is acked `rejected`;
+/// a message without an entry (older agents) gets no entry ack; a malformed entry name
+/// is refused without an ack.
+#[test]
+fn spooled_messages_are_acked_end_to_end_and_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::new(tmp.path(), "a");
+    let mut hub = Ingest::open(&tmp.path().join("data")).unwrap();
+    hub.enroll(AGENT, &agent.pem()).unwrap();
+    let topic = |t: &str| format!("vigil/v1/{AGENT}/{t}");
+    let event = r#"{"phase":"start","entry":"events/17-cam-front-e1-start.json","event":{"id":"e1","camera_id":"cam-front"}}"#;
+    for round in 0..3 {
+        let out = hub.handle(&topic("events"), event.as_bytes());
+        assert!(out.rejected.is_none(), "round {round}: {:?}", out.rejected);
+        let (t, ack) = out.entry_ack.expect("an entry ack");
+        assert_eq!(t, topic("acks"));
+        assert_eq!(ack.entry, "events/17-cam-front-e1-start.json");
+        assert_eq!(ack.status, AckStatus::Stored);
+        let json = serde_json::to_value(&ack).unwrap();
+        assert_eq!(json["status"], "stored");
+        assert!(json.get("clip_id").is_none(), "entry acks carry no clip id");
+    }
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM events"), 1);
+
+    let bad = r#"{"phase":"sideways","entry":"events/18-cam-front-e2-x.json","event":{"id":"e2","camera_id":"cam-front"}}"#;
+    let out = hub.handle(&topic("events"), bad.as_bytes());
+    assert_eq!(out.rejected.map(|r| r.code), Some("bad_event"));
+    let (_, ack) = out.entry_ack.expect("a rejected ack");
+    assert_eq!(ack.status, AckStatus::Rejected);
+    assert!(ack.reason.unwrap_or_default().starts_with("bad_event"));
+
+    let old = r#"{"phase":"start","event":{"id":"e3","camera_id":"cam-front"}}"#;
+    let out = hub.handle(&topic("events"), old.as_bytes());
+    assert!(out.rejected.is_none() && out.entry_ack.is_none());
+    assert_eq!(count(&hub, "SELECT COUNT(*) FROM events"), 2);
+
+    for name in ["drops/../../x.json", "events/a", "records/x.json", ""] {
+        let p = format!(
+            r#"{{"phase":"start","entry":{name:?},"event":{{"id":"e9","camera_id":"cam-front"}}}}"#
+        );
+        let out = hub.handle(&topic("events"), p.as_bytes());
+        let want = if name == "events/a" {
+            None
+        } else {
+            Some("bad_entry")
+        };
+        assert_eq!(out.rejected.map(|r| r.code), want, "{name:?}");
+    }
+
+    // A drop report sent twice raises one alert.
+    let drop_report = r#"{"kind":"outbox_drop","clip_id":null,"camera_id":"cam-front","seq":4,"bytes":9,"reason":"outbox over its byte limit","at":"2026-12-04T10:00:00Z","entry":"drops/19-cam-front-seq4.json"}"#;
+    for _ in 0..2 {
+        let out = hub.handle(&topic("drops"), drop_report.as_bytes());
+        assert!(out.rejected.is_none(), "{:?}", out.rejected);
+        assert_eq!(
+            out.entry_ack.map(|(_, a)| a.status),
+            Some(AckStatus::Stored)
+        );
+    }
+    assert_eq!(
+        count(
+            &hub,
+            "SELECT COUNT(*) FROM alerts WHERE kind = 'outbox_drop'"
+        ),
+        1
+    );
 }

@@ -11,6 +11,7 @@ pub mod bins;
 pub mod browser;
 pub mod camsim;
 pub mod clipcheck;
+pub mod fuzz;
 pub mod h264;
 pub mod mosquitto;
 pub mod mp4;

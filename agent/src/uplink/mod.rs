@@ -1,8 +1,10 @@
 //! Uplink: publishes the outbox to the hub over MQTT (docs/mqtt.md) and deletes an
-//! entry only when it is safe: events, chain records and drop reports once the
-//! broker acknowledged them (QoS 1 PubAck), clips only when the hub acked `stored`
-//! (end to end). Also publishes live `health` and `snapshot` messages (QoS 0,
-//! never spooled).
+//! entry only once the hub has stored it (end to end): events, chain records and drop
+//! reports on the hub's `{"entry": …, "status": "stored"}` ack, clips on `stored` for
+//! the clip. A broker's PubAck only means the broker has it: an entry acked by the
+//! broker and not by the hub within [`publisher::HUB_SILENCE`] is published again
+//! (the hub is idempotent). Also publishes live `health` and `snapshot` messages
+//! (QoS 0, never spooled).
 //!
 //! Two threads: `uplink-net` drives the rumqttc connection and forwards what matters
 //! (connect, PubAck, hub acks) over a channel; `uplink` walks the outbox and publishes.
@@ -57,18 +59,24 @@ enum Note {
     Sent(u16),
     /// The broker acknowledged this packet id.
     PubAck(u16),
-    /// The hub answered about a clip.
+    /// The hub answered about a clip or an outbox entry.
     HubAck(HubAck),
     /// A new outbox entry is durable: publish it now.
     NewEntry,
 }
 
-/// The hub's answer about a clip (docs/mqtt.md `acks`).
+/// The hub's answer about a clip or an outbox entry (docs/mqtt.md `acks`): exactly one
+/// of `clip_id` and `entry` is set.
 #[derive(Debug, Deserialize)]
 pub struct HubAck {
-    /// Which clip.
-    pub clip_id: String,
-    /// `missing`, `stored` or `rejected`.
+    /// Which clip (clip transfers).
+    #[serde(default)]
+    pub clip_id: Option<String>,
+    /// Which event, record or drop report: the `entry` the agent put in the message
+    /// (`events/<file name>`, `records/…`, `drops/…`).
+    #[serde(default)]
+    pub entry: Option<String>,
+    /// `missing` (clips only), `stored` or `rejected`.
     pub status: String,
     /// Chunks the hub lacks (for `missing`).
     #[serde(default)]

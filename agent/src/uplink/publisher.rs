@@ -16,8 +16,14 @@ use super::{HubAck, CHUNK_SIZE, MAX_UNACKED_CHUNKS};
 use crate::metrics::UplinkStats;
 use crate::outbox::{list, Outbox};
 
-/// How long the hub may stay silent about a clip before its manifest is sent again.
-const HUB_SILENCE: Duration = Duration::from_secs(10);
+/// How long the hub may stay silent about a clip before its manifest is sent again,
+/// and about a broker-acknowledged event, record or drop report before it is
+/// published again (the hub stores each once: duplicates are acked, not stored).
+pub(super) const HUB_SILENCE: Duration = Duration::from_secs(10);
+
+/// Outbox kinds published as one message per file, each acknowledged by the hub by
+/// its entry name (`{kind}/{file name}`).
+const FILE_KINDS: [&str; 3] = ["events", "records", "drops"];
 
 /// `status` payload.
 pub fn status_payload(state: &str) -> Vec<u8> {
@@ -35,7 +41,8 @@ pub fn status_payload(state: &str) -> Vec<u8> {
 /// What a publish was, so its PubAck can be acted on.
 #[derive(Debug, Clone, PartialEq)]
 enum Sent {
-    /// An outbox file deleted on PubAck (events, records with their `.sig`, drops).
+    /// An outbox file (events, records with their `.sig`, drops): on PubAck it waits for
+    /// the hub's entry ack, which deletes it.
     File(PathBuf),
     /// A chunk of the current clip (counts against `MAX_UNACKED_CHUNKS`).
     Chunk,
@@ -67,9 +74,14 @@ pub(super) struct Publisher {
     unacked_sent: VecDeque<Sent>,
     /// Packet id → what to do on its PubAck.
     in_flight: HashMap<u16, Sent>,
-    /// Outbox files in `unacked_sent` or `in_flight`: `pump` skips them in O(1) (an
-    /// outbox of thousands of events, left by a long outage, made it quadratic).
+    /// Outbox files in `unacked_sent`, `in_flight` or `awaiting_hub`: `pump` skips them
+    /// in O(1) (an outbox of thousands of events, left by a long outage, made it
+    /// quadratic). Only files in this set are deleted by a hub ack.
     queued: HashSet<PathBuf>,
+    /// Files the broker acknowledged, with when: the hub's entry ack deletes them; one
+    /// the hub stays silent about for [`HUB_SILENCE`] is published again (the broker
+    /// may have lost it with a hub that died before storing it).
+    awaiting_hub: HashMap<PathBuf, Instant>,
     /// Chunks published and not yet PubAcked.
     chunks_unacked: usize,
     clip: Option<ClipTransfer>,
@@ -93,6 +105,7 @@ impl Publisher {
             unacked_sent: VecDeque::new(),
             in_flight: HashMap::new(),
             queued: HashSet::new(),
+            awaiting_hub: HashMap::new(),
             chunks_unacked: 0,
             clip: None,
         }
@@ -175,11 +188,13 @@ impl Publisher {
     }
 
     /// Drops what was queued or in flight on the last session: nothing of it will be
-    /// acknowledged now, and the next pump sends the files again.
+    /// acknowledged now, and the next pump sends the files again (also those the broker
+    /// had acknowledged: a hub that died took the broker's copy with it).
     fn forget_session(&mut self) {
         self.unacked_sent.clear();
         self.in_flight.clear();
         self.queued.clear();
+        self.awaiting_hub.clear();
         self.chunks_unacked = 0;
     }
 
@@ -207,16 +222,12 @@ impl Publisher {
     pub(super) fn on_puback(&mut self, pkid: u16) {
         match self.in_flight.remove(&pkid) {
             Some(Sent::File(path)) => {
-                self.queued.remove(&path);
-                self.stats.messages_acked.fetch_add(1, Ordering::Relaxed);
-                // A chain record's signature file goes with it.
-                if path.parent().is_some_and(|p| p.ends_with("records")) {
-                    let _ = std::fs::remove_file(path.with_extension("sig"));
-                }
-                if let Err(e) = std::fs::remove_file(&path) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        tracing::warn!(path = %path.display(), error = %e, "Cannot delete a delivered outbox entry");
-                    }
+                // The broker has it; the hub's entry ack deletes it. (The hub may have
+                // answered already: then the file is gone and nothing waits.)
+                if self.queued.contains(&path) && path.exists() {
+                    self.awaiting_hub.insert(path, Instant::now());
+                } else {
+                    self.queued.remove(&path);
                 }
             }
             Some(Sent::Chunk) => self.chunks_unacked = self.chunks_unacked.saturating_sub(1),
@@ -238,7 +249,24 @@ impl Publisher {
     /// Publish what is waiting: events, records and drop reports first (small,
     /// live), then one clip, chunk by chunk within `MAX_UNACKED_CHUNKS`.
     pub(super) fn pump(&mut self) {
-        for sub in ["events", "records", "drops"] {
+        // Broker-acknowledged entries the hub never answered go again.
+        let silent: Vec<PathBuf> = self
+            .awaiting_hub
+            .iter()
+            .filter(|(_, since)| since.elapsed() > HUB_SILENCE)
+            .map(|(p, _)| p.clone())
+            .collect();
+        if !silent.is_empty() {
+            tracing::info!(
+                entries = silent.len(),
+                "The hub did not confirm storing some events/records/drop reports within 10 s; publishing them again"
+            );
+        }
+        for p in silent {
+            self.awaiting_hub.remove(&p);
+            self.queued.remove(&p);
+        }
+        for sub in FILE_KINDS {
             let mut names: Vec<PathBuf> = list(&self.outbox.dir().join(sub))
                 .into_iter()
                 .filter(|p| {
@@ -257,6 +285,10 @@ impl Publisher {
                 let Ok(bytes) = std::fs::read(&path) else {
                     continue;
                 };
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                let entry = format!("{sub}/{name}");
                 let payload = if sub == "records" {
                     let Ok(sig) = std::fs::read_to_string(path.with_extension("sig")) else {
                         tracing::warn!(path = %path.display(), "Chain record without its .sig; not publishing it");
@@ -266,11 +298,21 @@ impl Publisher {
                         "kind": "chain_reset",
                         "record_b64": base64::engine::general_purpose::STANDARD.encode(&bytes),
                         "signature": sig,
+                        "entry": entry,
                     })
                     .to_string()
                     .into_bytes()
                 } else {
-                    bytes
+                    match with_entry(&bytes, &entry) {
+                        Some(p) => p,
+                        None => {
+                            // Our own file, written whole (tmp → fsync → rename): only a
+                            // damaged disk gets here. Keep it for inspection, do not loop.
+                            tracing::error!(path = %path.display(), "An outbox entry is not a JSON object; moved to outbox/rejected for inspection");
+                            self.set_aside(&path, sub);
+                            continue;
+                        }
+                    }
                 };
                 let topic = format!("{}/{sub}", self.root);
                 if !self.send(topic, QoS::AtLeastOnce, false, payload, what) {
@@ -381,9 +423,68 @@ impl Publisher {
         }
     }
 
+    /// Moves an outbox file (and a record's `.sig`) to `outbox/rejected/{kind}-{name}`.
+    fn set_aside(&mut self, path: &Path, sub: &str) {
+        self.queued.remove(path);
+        self.awaiting_hub.remove(path);
+        let dest = self.outbox.dir().join("rejected");
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let target = dest.join(format!("{sub}-{name}"));
+        let moved = std::fs::create_dir_all(&dest).and_then(|()| std::fs::rename(path, &target));
+        if let Err(e) = moved {
+            tracing::warn!(path = %path.display(), error = %e, "Cannot move a rejected outbox entry aside");
+        }
+        if sub == "records" {
+            let _ = std::fs::rename(path.with_extension("sig"), target.with_extension("sig"));
+        }
+    }
+
+    /// The hub's answer about an event, record or drop report.
+    fn on_entry_ack(&mut self, entry: &str, ack: &HubAck) {
+        let Some(path) = entry_path(self.outbox.dir(), entry) else {
+            tracing::warn!(entry = %entry.chars().take(80).collect::<String>(), "Ignoring a hub ack for an entry name this agent never uses");
+            return;
+        };
+        // Only what this session published is deleted (a stale ack for a file that went
+        // again meanwhile is harmless: the hub stored it either way).
+        if !self.queued.contains(&path) {
+            return;
+        }
+        let sub = entry.split('/').next().unwrap_or_default();
+        match ack.status.as_str() {
+            "stored" => {
+                self.queued.remove(&path);
+                self.awaiting_hub.remove(&path);
+                self.stats.messages_acked.fetch_add(1, Ordering::Relaxed);
+                // A chain record's signature file goes with it.
+                if sub == "records" {
+                    let _ = std::fs::remove_file(path.with_extension("sig"));
+                }
+                if let Err(e) = std::fs::remove_file(&path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(path = %path.display(), error = %e, "Cannot delete a delivered outbox entry");
+                    }
+                }
+            }
+            "rejected" => {
+                let reason = ack.reason.clone().unwrap_or_default();
+                tracing::error!(entry, reason = %reason, "Hub rejected an outbox entry; kept in outbox/rejected for inspection");
+                self.set_aside(&path, sub);
+            }
+            other => tracing::warn!(status = other, "Unknown hub ack status for an entry"),
+        }
+    }
+
     pub(super) fn on_hub_ack(&mut self, ack: &HubAck) {
+        if let Some(entry) = &ack.entry {
+            self.on_entry_ack(entry, ack);
+            return;
+        }
         let Some(c) = &mut self.clip else { return };
-        if c.clip_id != ack.clip_id {
+        if ack.clip_id.as_deref() != Some(c.clip_id.as_str()) {
             return;
         }
         match ack.status.as_str() {
@@ -424,6 +525,27 @@ impl Publisher {
     }
 }
 
+/// `bytes` (a JSON object) with `"entry": entry` added, so the hub can name it in its ack.
+fn with_entry(bytes: &[u8], entry: &str) -> Option<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    v.as_object_mut()?
+        .insert("entry".into(), serde_json::Value::String(entry.into()));
+    serde_json::to_vec(&v).ok()
+}
+
+/// The outbox file an entry ack names: `{events|records|drops}/{file name}`, the name
+/// one path segment that is not hidden; anything else is no entry of ours.
+fn entry_path(outbox: &Path, entry: &str) -> Option<PathBuf> {
+    let (sub, name) = entry.split_once('/')?;
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name.ends_with(".json")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    (FILE_KINDS.contains(&sub) && plain).then(|| outbox.join(sub).join(name))
+}
+
 /// Chunk `n` of a file (None past its end) after `header` (the message's header
 /// line), read with a seek: a clip is never held in memory whole.
 fn read_chunk(path: &Path, n: u32, header: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
@@ -439,4 +561,49 @@ fn read_chunk(path: &Path, n: u32, header: &[u8]) -> std::io::Result<Option<Vec<
     buf.resize(header.len() + ((len - start) as usize).min(CHUNK_SIZE), 0);
     f.read_exact(&mut buf[header.len()..])?;
     Ok(Some(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names_map_only_to_outbox_files() {
+        let o = Path::new("/box/outbox");
+        assert_eq!(
+            entry_path(o, "events/1-cam1-e1-start.json"),
+            Some(o.join("events/1-cam1-e1-start.json"))
+        );
+        assert_eq!(
+            entry_path(o, "drops/2-cam1-seq3.json"),
+            Some(o.join("drops/2-cam1-seq3.json"))
+        );
+        for bad in [
+            "clips/x.json",
+            "events/../../etc/passwd",
+            "events/a/b.json",
+            "events/.1.json.tmp",
+            "events/",
+            "events",
+            "records/1-cam1-chain_reset.sig",
+            "events/a b.json",
+        ] {
+            assert_eq!(entry_path(o, bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_entry_name_is_added_to_the_message() -> anyhow::Result<()> {
+        let out = with_entry(
+            br#"{"phase":"start","event":{"id":"e1"}}"#,
+            "events/1-c-e1-start.json",
+        )
+        .ok_or_else(|| anyhow::anyhow!("an object gets the field"))?;
+        let v: serde_json::Value = serde_json::from_slice(&out)?;
+        assert_eq!(v["entry"], "events/1-c-e1-start.json");
+        assert_eq!(v["event"]["id"], "e1");
+        assert!(with_entry(b"[1,2]", "events/x.json").is_none());
+        assert!(with_entry(b"not json", "events/x.json").is_none());
+        Ok(())
+    }
 }

@@ -71,6 +71,9 @@ pub enum AlertKind {
     Rejected,
     /// The agent dropped outbox entries (full disk budget) before delivering them.
     OutboxDrop,
+    /// A login published or subscribed outside its own topics (the embedded broker
+    /// refused it and closed the connection); `agent_id` is the login that tried.
+    Forgery,
 }
 
 impl AlertKind {
@@ -80,6 +83,7 @@ impl AlertKind {
             AlertKind::Tamper => "tamper",
             AlertKind::Rejected => "rejected",
             AlertKind::OutboxDrop => "outbox_drop",
+            AlertKind::Forgery => "forgery",
         }
     }
 }
@@ -317,6 +321,32 @@ impl Index {
             params![kind.as_str(), agent_id, camera_id, detail, now()],
         )?;
         Ok(())
+    }
+
+    /// Records an agent's drop report `entry` and raises its alert, once: false (and
+    /// nothing raised) if this report was already recorded (the agent sent it again
+    /// because the hub's ack did not reach it). One transaction, so a crash leaves both
+    /// or neither.
+    pub fn drop_report(
+        &mut self,
+        agent_id: &str,
+        entry: &str,
+        camera_id: &str,
+        detail: &str,
+    ) -> rusqlite::Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "INSERT OR IGNORE INTO drop_reports (agent_id, entry, received_at) VALUES (?1, ?2, ?3)",
+            params![agent_id, entry, now()],
+        )?;
+        if n == 1 {
+            tx.execute(
+                "INSERT INTO alerts (kind, agent_id, camera_id, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![AlertKind::OutboxDrop.as_str(), agent_id, camera_id, detail, now()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n == 1)
     }
 
     /// Stores an event message; returns false if `(event_id, phase)` was already there.

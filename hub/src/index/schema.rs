@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | 0 | the first hub slice: agents, clips, chain_records, events, agent_status, alerts |
 //! | 1 | agents gain `mqtt_password_hash` and `revoked_at`; `agent_keys` (key history); alerts accept `outbox_drop`; `agent_health`, `camera_health`, `snapshots` |
+//! | 2 | alerts accept `forgery` (a login published or subscribed outside its own topics); `drop_reports` (each agent drop report once, so a resent one raises no second alert) |
 //!
 //! Invariants:
 //! 1. A migration runs in one transaction together with the `user_version` bump, so a
@@ -14,7 +15,7 @@
 use rusqlite::Connection;
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Version 0, as created by the first slice (`IF NOT EXISTS`: also a no-op on old databases).
 const V0: &str = "
@@ -127,6 +128,28 @@ CREATE TABLE snapshots (
 );
 ";
 
+/// 1 → 2 (invariant 2: alerts are copied into the table with the wider CHECK).
+const V2: &str = "
+CREATE TABLE alerts_v2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('missing_clip', 'tamper', 'rejected', 'outbox_drop', 'forgery')),
+    agent_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+INSERT INTO alerts_v2 (id, kind, agent_id, camera_id, detail, at)
+    SELECT id, kind, agent_id, camera_id, detail, at FROM alerts;
+DROP TABLE alerts;
+ALTER TABLE alerts_v2 RENAME TO alerts;
+CREATE TABLE drop_reports (
+    agent_id TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, entry)
+);
+";
+
 /// Brings `conn` to [`SCHEMA_VERSION`] (invariants 1-3).
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -142,6 +165,9 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     if version < 1 {
         tx.execute_batch(V0)?;
         tx.execute_batch(V1)?;
+    }
+    if version < 2 {
+        tx.execute_batch(V2)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

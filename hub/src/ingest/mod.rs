@@ -123,11 +123,67 @@ impl Ack {
     }
 }
 
+/// The hub's answer about an event, chain record or drop report that named its outbox
+/// `entry` (docs/mqtt.md `acks`): sent only once the message is stored (or refused
+/// for good), so the agent deletes its copy only then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryAck {
+    /// The `entry` field of the message, echoed.
+    pub entry: String,
+    /// `stored` or `rejected` (never `missing`).
+    pub status: AckStatus,
+    /// Why, for `rejected`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Largest `entry` name accepted.
+const MAX_ENTRY: usize = 200;
+
+/// The `entry` of a message on `kind`'s topic (`events`, `records`, `drops`): `None`
+/// when the message has none (agents before end-to-end acks), an error when it is not
+/// `{kind}/{1-200 of [A-Za-z0-9._-]}` (it would name no outbox file of the agent's).
+fn entry_of(kind: &str, payload: &[u8]) -> Result<Option<String>, Rejection> {
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        entry: Option<String>,
+    }
+    let Ok(Entry { entry: Some(entry) }) = serde_json::from_slice::<Entry>(payload) else {
+        // No entry, or not JSON: the handler says what is wrong with the message.
+        return Ok(None);
+    };
+    let ok = entry.len() <= MAX_ENTRY
+        && entry
+            .strip_prefix(kind)
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|name| {
+                !name.is_empty()
+                    && !name.starts_with('.')
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            });
+    if ok {
+        Ok(Some(entry))
+    } else {
+        Err(Rejection::new(
+            "bad_entry",
+            format!(
+                "entry {:?} is not {kind}/ and a file name of 1-200 of [A-Za-z0-9._-]",
+                shorten(&entry)
+            ),
+        ))
+    }
+}
+
 /// What handling one message produced.
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// An ack to publish: (topic, ack).
     pub ack: Option<(String, Ack)>,
+    /// An entry ack to publish: (topic, ack).
+    pub entry_ack: Option<(String, EntryAck)>,
     /// Set when the message was refused.
     pub rejected: Option<Rejection>,
     /// Another message to publish (QoS 1): (topic, payload), e.g. a doctor reply.
@@ -245,19 +301,20 @@ impl Ingest {
             },
             Topic::Manifest { agent, clip } => self.on_manifest(&agent, &clip, payload, &mut out),
             Topic::Chunk { agent, clip, n } => self.on_chunk(&agent, &clip, n, payload, &mut out),
-            Topic::Events { agent } => match self.event(&agent, payload) {
-                Ok(()) => self.counters.event(),
-                Err(r) => out.rejected = Some(r),
-            },
+            Topic::Events { agent } => {
+                self.with_entry_ack(&agent, "events", payload, &mut out, |i| {
+                    i.event(&agent, payload).map(|()| i.counters.event())
+                })
+            }
             Topic::Status { agent } => {
                 if let Err(r) = self.status(&agent, payload) {
                     out.rejected = Some(r);
                 }
             }
             Topic::Records { agent } => {
-                if let Err(r) = self.record(&agent, payload) {
-                    out.rejected = Some(r);
-                }
+                self.with_entry_ack(&agent, "records", payload, &mut out, |i| {
+                    i.record(&agent, payload)
+                })
             }
             Topic::Health { agent } => {
                 if let Err(r) = self.health(&agent, payload) {
@@ -270,9 +327,9 @@ impl Ingest {
                 }
             }
             Topic::Drops { agent } => {
-                if let Err(r) = self.drops(&agent, payload) {
-                    out.rejected = Some(r);
-                }
+                self.with_entry_ack(&agent, "drops", payload, &mut out, |i| {
+                    i.drops(&agent, payload)
+                })
             }
             Topic::Doctor { agent } => match self.doctor(&agent, payload) {
                 Ok(reply) => out.reply = Some((topic::doctor_reply_topic(&agent), reply)),
@@ -281,6 +338,54 @@ impl Ingest {
         }
         self.count(&out, topic_str);
         (kind, out)
+    }
+
+    /// Handles a spooled message (`events`, `records`, `drops`) with `handle`, then
+    /// acks its entry: `stored` once handled (also for a duplicate, which stores
+    /// nothing twice), `rejected` when the message can never be stored; nothing on an
+    /// internal error (the disk, the index) or for an agent not enrolled (or revoked),
+    /// so the agent keeps it and sends it again.
+    fn with_entry_ack(
+        &mut self,
+        agent: &str,
+        kind: &str,
+        payload: &[u8],
+        out: &mut Outcome,
+        handle: impl FnOnce(&mut Self) -> Result<(), Rejection>,
+    ) {
+        let entry = match entry_of(kind, payload) {
+            Ok(e) => e,
+            Err(r) => {
+                out.rejected = Some(r);
+                return;
+            }
+        };
+        let result = handle(self);
+        let ack = match &result {
+            Ok(()) => Some((AckStatus::Stored, None)),
+            // Kept on the box: a transient failure, or an agent not (or no longer)
+            // enrolled here, whose evidence an admin may still want.
+            Err(r) if matches!(r.code, "internal_error" | "unknown_agent" | "revoked_agent") => {
+                None
+            }
+            Err(r) => Some((
+                AckStatus::Rejected,
+                Some(format!("{}: {}", r.code, r.reason)),
+            )),
+        };
+        if let (Some(entry), Some((status, reason))) = (entry, ack) {
+            out.entry_ack = Some((
+                topic::acks_topic(agent),
+                EntryAck {
+                    entry,
+                    status,
+                    reason,
+                },
+            ));
+        }
+        if let Err(r) = result {
+            out.rejected = Some(r);
+        }
     }
 
     /// A clip's manifest: the ack (`missing`, `stored` or `rejected`) goes back.

@@ -56,6 +56,9 @@ struct DropMessage {
     bytes: u64,
     reason: String,
     at: String,
+    /// The agent's outbox entry (newer agents): the report is recorded once under it.
+    #[serde(default)]
+    entry: Option<String>,
 }
 
 fn rfc3339(what: &str, s: &str) -> Result<(), Rejection> {
@@ -204,7 +207,18 @@ impl Ingest {
             "agent {agent} dropped {what} of camera {} ({} bytes) from its outbox at {}: {reason}",
             m.camera_id, m.bytes, m.at
         );
-        self.raise(AlertKind::OutboxDrop, agent, &m.camera_id, &detail);
+        match &m.entry {
+            Some(entry) => {
+                let first = self
+                    .index
+                    .drop_report(agent, entry, &m.camera_id, &detail)
+                    .map_err(|e| internal("cannot record the drop report", e))?;
+                if first {
+                    tracing::warn!(kind = ?AlertKind::OutboxDrop, agent, camera = %m.camera_id, detail, "Raised an alert");
+                }
+            }
+            None => self.raise(AlertKind::OutboxDrop, agent, &m.camera_id, &detail),
+        }
         Ok(())
     }
 }

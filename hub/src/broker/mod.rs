@@ -1,31 +1,34 @@
-//! The embedded MQTT broker (rumqttd 0.20, MQTT 3.1.1, plain TCP) run by `vigil-hub run`
-//! when `broker.mode = "embedded"`.
+//! The embedded MQTT broker run by `vigil-hub run` when `broker.mode = "embedded"`:
+//! rumqttd 0.20 (MQTT 3.1.1) on a loopback port of its own, behind the hub's front
+//! ([`front`]), which is what agents reach, over plain TCP and/or TLS ([`tls`]).
 //!
-//! Logins go through rumqttd's external auth hook ([`rumqttd::ConnectionSettings::set_auth_handler`]):
-//! - the hub's own ingest client logs in as [`INTERNAL_USER`] (client id the same)
-//!   with a random password generated at every start; `.` cannot appear in an agent id,
-//!   so no agent can take that name;
-//! - an agent logs in with the username/password printed by `vigil-hub agent add`;
-//!   its client id must equal its username (the agent id), so one agent cannot take
-//!   over another's session; unknown users, wrong passwords and revoked agents are
-//!   refused (rumqttd closes the connection without a CONNACK);
-//! - agents are refused until the ingest client's subscriptions are acknowledged, so
-//!   nothing an agent publishes can arrive before the hub listens (rumqttd starts a new
-//!   subscription at the end of its log).
+//! ```text
+//! agents ─▶ front (listen / tls_listen): TLS, login, per-agent ACL (acl.rs), limits
+//!              └─▶ rumqttd on 127.0.0.1:<free port> ◀─ the hub's own ingest client
+//! ```
 //!
-//! rumqttd has no per-user topic ACLs, so an enrolled agent could publish on another
-//! agent's topics. Signed data (clips, chain records) cannot be forged that way (the
-//! hub verifies with the topic agent's key); unsigned telemetry (status, events,
-//! health, snapshots, drops) could be. This is documented in docs/mqtt.md.
+//! Logins: the front checks every agent's CONNECT (argon2 against the password from
+//! `vigil-hub agent add`, client id = username or username + `.doctor`, revoked and
+//! unknown refused with a CONNACK code) and forwards it with a per-start token as the
+//! password; rumqttd's auth hook ([`rumqttd::ConnectionSettings::set_auth_handler`])
+//! accepts agents only with that token, and the hub's ingest client as
+//! [`INTERNAL_USER`] with its own random password. Agents are refused until the ingest
+//! client's subscriptions are acknowledged, so nothing an agent publishes can arrive
+//! before the hub listens (rumqttd starts a new subscription at the end of its log).
 //!
 //! rumqttd keeps an in-memory log per subscription filter, bounded by
 //! `max_segment_size × max_segment_count`; a consumer that falls behind further loses
-//! the oldest messages, which the clip protocol heals (the agent re-sends its
-//! manifest every 10 s and the hub asks for what is missing).
+//! the oldest messages: the clip protocol heals it (the agent re-sends its manifest
+//! every 10 s) and so do end-to-end entry acks (an event the hub never acknowledged is
+//! published again).
 //!
 //! rumqttd binds its listener itself and has no TCP_NODELAY setting, so [`start`] sets
 //! it on that listening socket once it is up ([`set_listener_nodelay`]); Linux copies
-//! the option to every connection the listener accepts.
+//! the option to every connection the listener accepts (the front's).
+
+pub mod acl;
+pub mod front;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -39,57 +42,217 @@ use anyhow::Context;
 use rumqttd::{Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings};
 
 use crate::config::Secret;
-use crate::enroll::{check_login, random_password, Login};
+use crate::enroll::random_password;
 use crate::files::Layout;
 use crate::index::Index;
+use crate::metrics::FrontCounters;
+use crate::topic::valid_id;
 use crate::uplink::MAX_PACKET;
+
+pub use front::FrontLimits;
+pub use tls::{CertInfo, CertSource};
 
 /// Username and client id of the hub's own ingest client.
 pub const INTERNAL_USER: &str = "hub.ingest";
 
+/// What `[broker.embedded]` asks for.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Plain MQTT listener (`listen`; None = off).
+    pub listen: Option<SocketAddr>,
+    /// MQTT over TLS (`tls_listen`) and where its certificate comes from.
+    pub tls: Option<(SocketAddr, CertSource)>,
+    /// Bounds of the front.
+    pub limits: FrontLimits,
+}
+
+impl EmbeddedOptions {
+    /// Plain MQTT on `listen` with the default limits (tests, the simplest set-up).
+    pub fn plain(listen: SocketAddr) -> EmbeddedOptions {
+        EmbeddedOptions {
+            listen: Some(listen),
+            tls: None,
+            limits: FrontLimits::default(),
+        }
+    }
+}
+
 /// A running embedded broker.
 pub struct EmbeddedBroker {
-    /// The address it is bound to (the real port when 0 was asked for).
-    pub addr: SocketAddr,
+    /// rumqttd's own loopback address, where the hub's ingest client connects.
+    pub internal: SocketAddr,
+    /// The plain MQTT listener of the front (the real port when 0 was asked for).
+    pub plain: Option<SocketAddr>,
+    /// The TLS listener of the front.
+    pub tls: Option<SocketAddr>,
+    /// The TLS certificate in use (CA file and fingerprint for agents).
+    pub cert: Option<CertInfo>,
     /// The ingest client's password for this run.
     pub internal_password: Secret,
     /// Set by the ingest client once it is subscribed; agents are refused until then.
     pub ingest_ready: Arc<AtomicBool>,
+    /// What the front did with connections (metrics).
+    pub counters: Arc<FrontCounters>,
 }
 
 impl EmbeddedBroker {
-    /// Where the ingest client connects (loopback when listening on all interfaces).
+    /// Where the ingest client connects: rumqttd itself, on loopback.
     pub fn loopback(&self) -> SocketAddr {
-        let mut a = self.addr;
-        if a.ip().is_unspecified() {
-            a.set_ip(if a.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
-        }
-        a
+        self.internal
     }
 }
 
-/// Starts rumqttd on `listen` (port 0 = a free port) and waits until it accepts.
+/// Binds a public listener of the front (a clear error for a busy port).
+fn bind(listen: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    let l = TcpListener::bind(listen).with_context(|| {
+        format!("broker.embedded.{key}: cannot listen on {listen}; is another broker running there? pick another port")
+    })?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Starts rumqttd on a free loopback port and the front on the configured listeners,
+/// and returns once all of them accept.
 ///
-/// The broker runs on its own threads until the process exits (rumqttd has no stop).
-pub fn start(listen: SocketAddr, data_dir: &Path) -> anyhow::Result<EmbeddedBroker> {
-    // Bind once ourselves: a clear error for a busy port, and the real port for port 0.
-    let addr = TcpListener::bind(listen)
-        .and_then(|l| l.local_addr())
-        .with_context(|| {
-            format!("broker.embedded.listen: cannot listen on {listen}; is another broker running there? pick another port")
-        })?;
-    let internal_password = Secret(random_password()?);
-    let ingest_ready = Arc::new(AtomicBool::new(false));
-    let index = Index::open(&Layout::new(data_dir).index())?;
-    let auth = Authenticator {
-        index: Arc::new(Mutex::new(index)),
-        internal_password: internal_password.0.clone(),
-        ingest_ready: ingest_ready.clone(),
+/// The broker and the front run on their own threads until the process exits
+/// (rumqttd has no stop).
+pub fn start(options: EmbeddedOptions, data_dir: &Path) -> anyhow::Result<EmbeddedBroker> {
+    if options.listen.is_none() && options.tls.is_none() {
+        anyhow::bail!("the embedded broker has no listener: set broker.embedded.listen and/or broker.embedded.tls_listen");
+    }
+    // Public listeners first: a busy port or a bad certificate is the likely error.
+    let plain = options.listen.map(|l| bind(l, "listen")).transpose()?;
+    let tls_listener = match &options.tls {
+        Some((addr, source)) => {
+            let info = tls::prepare(source)?;
+            let cert = tls::ReloadingCert::new(&info)?;
+            Some((bind(*addr, "tls_listen")?, cert, info))
+        }
+        None => None,
     };
+    let internal_password = Secret(random_password()?);
+    let token = random_password()?;
+    let ingest_ready = Arc::new(AtomicBool::new(false));
+    let internal = start_rumqttd(Authenticator {
+        internal_password: internal_password.0.clone(),
+        token: token.clone(),
+        ingest_ready: ingest_ready.clone(),
+    })?;
+    let counters = Arc::new(FrontCounters::default());
+    let index = Arc::new(Mutex::new(Index::open(&Layout::new(data_dir).index())?));
+    let front = Arc::new(front::Front {
+        internal,
+        token,
+        index,
+        ingest_ready: ingest_ready.clone(),
+        logins: tokio::sync::Semaphore::new(options.limits.login_concurrency.max(1)),
+        limits: options.limits.clone(),
+        counters: counters.clone(),
+        addresses: Mutex::new(HashMap::new()),
+        pending: Mutex::new(0),
+        alerted: Mutex::new(HashMap::new()),
+    });
+    let plain_addr = plain.as_ref().map(|l| l.local_addr()).transpose()?;
+    let tls_addr = tls_listener
+        .as_ref()
+        .map(|(l, _, _)| l.local_addr())
+        .transpose()?;
+    let cert_info = tls_listener.as_ref().map(|(_, _, i)| i.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mqtt-front")
+        .enable_all()
+        .build()
+        .context("cannot start the broker front's runtime")?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+    std::thread::Builder::new()
+        .name("mqtt-front".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let listeners = match front_listeners(plain, tls_listener) {
+                    Ok(l) => {
+                        let _ = ready_tx.send(Ok(()));
+                        l
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let tasks: Vec<_> = listeners
+                    .into_iter()
+                    .map(|l| tokio::spawn(front::serve(front.clone(), l)))
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        })
+        .context("cannot start the broker front's thread")?;
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("the broker front did not start within 10 s")??;
+    if let Some(a) = plain_addr {
+        tracing::info!("broker listening on {a}");
+    }
+    if let (Some(a), Some(info)) = (tls_addr, &cert_info) {
+        let ca = info
+            .ca_file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the CA that signed broker.embedded.tls_cert".into());
+        tracing::info!(
+            fingerprint = %info.fingerprint,
+            ca_file = %ca,
+            "broker listening with TLS on {a}"
+        );
+    }
+    Ok(EmbeddedBroker {
+        internal,
+        plain: plain_addr,
+        tls: tls_addr,
+        cert: cert_info,
+        internal_password,
+        ingest_ready,
+        counters,
+    })
+}
+
+/// The front's listeners on its runtime, and the certificate reload task.
+fn front_listeners(
+    plain: Option<TcpListener>,
+    tls_listener: Option<(TcpListener, Arc<tls::ReloadingCert>, CertInfo)>,
+) -> anyhow::Result<Vec<front::Listener>> {
+    let mut listeners = Vec::new();
+    if let Some(l) = plain {
+        listeners.push(front::Listener::Plain(tokio::net::TcpListener::from_std(
+            l,
+        )?));
+    }
+    if let Some((l, cert, _)) = tls_listener {
+        let acceptor = tokio_rustls::TlsAcceptor::from(cert.server_config()?);
+        listeners.push(front::Listener::Tls(
+            tokio::net::TcpListener::from_std(l)?,
+            acceptor,
+        ));
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(tls::RELOAD_EVERY);
+            loop {
+                every.tick().await;
+                let c = cert.clone();
+                let _ = tokio::task::spawn_blocking(move || c.reload_if_changed()).await;
+            }
+        });
+    }
+    Ok(listeners)
+}
+
+/// Starts rumqttd on a free loopback port with `auth` as its login hook and waits
+/// until it accepts.
+fn start_rumqttd(auth: Authenticator) -> anyhow::Result<SocketAddr> {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("cannot find a free loopback port for the embedded broker")?;
     let mut connections = ConnectionSettings {
         connection_timeout_ms: 10_000,
         max_payload_size: MAX_PACKET,
@@ -99,8 +262,8 @@ pub fn start(listen: SocketAddr, data_dir: &Path) -> anyhow::Result<EmbeddedBrok
         dynamic_filters: true,
     };
     connections.set_auth_handler(move |client_id, user, pass| {
-        let auth = auth.clone();
-        async move { auth.check(client_id, user, pass).await }
+        let ok = auth.check(&client_id, &user, &pass);
+        async move { ok }
     });
     let server = ServerSettings {
         name: "vigil-mqtt".into(),
@@ -157,11 +320,6 @@ pub fn start(listen: SocketAddr, data_dir: &Path) -> anyhow::Result<EmbeddedBrok
             }
         })
         .context("cannot start the broker thread")?;
-    let b = EmbeddedBroker {
-        addr,
-        internal_password,
-        ingest_ready,
-    };
     // Listening once binding the same address fails (a TCP probe would make rumqttd
     // log an aborted CONNECT as an error).
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -180,8 +338,7 @@ pub fn start(listen: SocketAddr, data_dir: &Path) -> anyhow::Result<EmbeddedBrok
             tracing::warn!(%addr, error = %e, "Cannot set TCP_NODELAY on the embedded broker's listening socket: every small ack may wait ~40 ms for a delayed ACK (deliveries ~8x slower). Use an external broker with TCP_NODELAY if that matters")
         }
     }
-    tracing::info!("broker listening on {addr}");
-    Ok(b)
+    Ok(addr)
 }
 
 /// Sets TCP_NODELAY on rumqttd's listening socket for `addr`; every connection it accepts
@@ -246,62 +403,35 @@ fn find_socket(pick: impl Fn(&socket2::SockRef<'_>) -> bool) -> std::io::Result<
     Ok(None)
 }
 
-/// The auth hook's state.
+/// rumqttd's login hook: the hub's ingest client, and agents the front let through.
 #[derive(Clone)]
 struct Authenticator {
-    /// The enrolled agents (a connection of its own; logins are rare).
-    index: Arc<Mutex<Index>>,
     internal_password: String,
+    /// What the front puts in an agent's forwarded CONNECT (invariant 3 of `front`).
+    token: String,
     ingest_ready: Arc<AtomicBool>,
 }
 
 impl Authenticator {
-    async fn check(&self, client_id: String, user: String, pass: String) -> bool {
+    fn check(&self, client_id: &str, user: &str, pass: &str) -> bool {
         if user == INTERNAL_USER {
-            let ok = client_id == INTERNAL_USER && constant_time_eq(&pass, &self.internal_password);
+            let ok = client_id == INTERNAL_USER && constant_time_eq(pass, &self.internal_password);
             if !ok {
-                tracing::warn!(client_id = %crate::topic::shorten(&client_id), "Refused an MQTT login as the hub's internal user");
+                tracing::warn!(client_id = %crate::topic::shorten(client_id), "Refused an MQTT login as the hub's internal user");
             }
             return ok;
         }
-        let user_s = crate::topic::shorten(&user);
-        if !self.ingest_ready.load(Ordering::SeqCst) {
-            tracing::info!(user = %user_s, "Refused an MQTT login: the hub is not listening yet; the agent will retry");
-            return false;
+        // The front checked the password, the client id and the hub's readiness; here
+        // only that the connection came through it (a local process on rumqttd's port
+        // does not know the token).
+        let ok = valid_id(user)
+            && (client_id == user || client_id == format!("{user}.doctor"))
+            && self.ingest_ready.load(Ordering::SeqCst)
+            && constant_time_eq(pass, &self.token);
+        if !ok {
+            tracing::warn!(user = %crate::topic::shorten(user), "Refused an MQTT login on the broker's internal port (not through its front)");
         }
-        // `{agent}.doctor` is `vigil-agent doctor` on a box whose agent may be running:
-        // a distinct client id, so the check does not take over the agent's session
-        // ('.' is not allowed in agent ids, so it cannot be another agent).
-        if client_id != user && client_id != format!("{user}.doctor") {
-            tracing::warn!(user = %user_s, client_id = %crate::topic::shorten(&client_id), "Refused an MQTT login: the client id must equal the username (the agent id) or the username + \".doctor\"");
-            return false;
-        }
-        let index = self.index.clone();
-        let verdict = tokio::task::spawn_blocking(move || {
-            let index = index
-                .lock()
-                .map_err(|_| anyhow::anyhow!("the auth index lock is poisoned"))?;
-            check_login(&index, &user, &pass)
-        })
-        .await;
-        match verdict {
-            Ok(Ok(Login::Accepted)) => {
-                tracing::info!(agent = %user_s, "Agent logged in");
-                true
-            }
-            Ok(Ok(other)) => {
-                tracing::warn!(user = %user_s, verdict = ?other, "Refused an MQTT login");
-                false
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = format!("{e:#}"), "Cannot check an MQTT login");
-                false
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "The MQTT login check failed");
-                false
-            }
-        }
+        ok
     }
 }
 
@@ -397,9 +527,12 @@ mod tests {
     #[test]
     fn connections_to_the_embedded_broker_have_tcp_nodelay() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let broker = start("127.0.0.1:0".parse()?, dir.path())?;
-        let client = std::net::TcpStream::connect(broker.addr)?;
-        let server_side = accepted(broker.addr, client.local_addr()?);
+        let broker = start(EmbeddedOptions::plain("127.0.0.1:0".parse()?), dir.path())?;
+        let front = broker
+            .plain
+            .ok_or_else(|| anyhow::anyhow!("a plain listener"))?;
+        let client = std::net::TcpStream::connect(front)?;
+        let server_side = accepted(front, client.local_addr()?);
         assert!(
             socket2::SockRef::from(&server_side).tcp_nodelay()?,
             "the broker's side of an agent connection must not delay small acks (Nagle)"
