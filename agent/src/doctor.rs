@@ -377,11 +377,14 @@ fn check_broker_and_hub(
             Ok(Err(e)) => {
                 let text = e.to_string();
                 if checks.is_empty() && text.contains("closed by peer") {
-                    // The embedded broker closes a refused login without a ConnAck.
+                    // The embedded broker answers a refused login with a CONNACK code;
+                    // it closes without one for plain MQTT on its TLS port and for an
+                    // address refused after too many failed logins.
                     return vec![Check::fail(
                         "broker",
                         format!("{}: the broker closed the connection without answering the login ({text})", u.broker),
-                        "the hub's embedded broker does this for a refused login: use the username and password \
+                        "if this is the hub's TLS port use mqtts:// with uplink.ca_file; the hub also refuses an \
+                         address for a minute after too many failed logins: use the username and password \
                          `vigil-hub agent add` printed for this agent, and check it is not revoked (`vigil-hub agent list`)"
                             .into(),
                     )];

@@ -124,3 +124,53 @@ impl TestCa {
         })
     }
 }
+
+/// A CA made with rcgen whose server certificates may be expired or for other names
+/// (openssl 3.0's `x509 -req` cannot back-date a certificate).
+pub struct OddCa {
+    /// CA certificate (PEM).
+    pub cert: PathBuf,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl OddCa {
+    /// A CA named `name` in `dir` (`<name>.pem`).
+    pub fn new(dir: &Path, name: &str) -> Result<OddCa> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        let path = dir.join(format!("{name}.pem"));
+        std::fs::write(&path, cert.pem())?;
+        Ok(OddCa {
+            cert: path,
+            issuer: rcgen::Issuer::new(params, key),
+        })
+    }
+
+    /// A server certificate for `names`, valid from `days_from`..`days_to` days from
+    /// now (negative = in the past): `dir/<name>.pem` and `dir/<name>.key`.
+    pub fn server(
+        &self,
+        dir: &Path,
+        name: &str,
+        names: &[&str],
+        days_from: i64,
+        days_to: i64,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now + time::Duration::days(days_from);
+        params.not_after = now + time::Duration::days(days_to);
+        let key = rcgen::KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let (c, k) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+        std::fs::write(&c, cert.pem())?;
+        std::fs::write(&k, key.serialize_pem())?;
+        Ok((c, k))
+    }
+}

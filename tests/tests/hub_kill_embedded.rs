@@ -83,8 +83,22 @@ fn hub_sigkill_again_and_again_with_the_embedded_broker_loses_nothing() -> Resul
     // Five kills while events and clips are flowing; the hub is back after a short,
     // seeded pause each time (the agent reconnects with its backoff).
     let started = Instant::now();
+    let events_dir = dir.path().join("outbox").join("events");
+    let spooled_now = || -> BTreeSet<std::ffi::OsString> {
+        std::fs::read_dir(&events_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default()
+    };
     for round in 0..5 {
         std::thread::sleep(rng.millis(1_500, 6_000));
+        // Kill just after a new event message was spooled (it is then on its way
+        // through the broker into the ingest: the moment a PubAck-based agent lost it).
+        let seen = spooled_now();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && spooled_now().is_subset(&seen) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(rng.millis(0, 20));
         let stored = sql(&db, "SELECT COUNT(*) FROM events")?;
         hub.signal(Signal::SIGKILL)?;
         hub.wait_timeout(Duration::from_secs(10))?

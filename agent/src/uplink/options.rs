@@ -296,6 +296,15 @@ pub fn explain(error: &str, config: &UplinkConfig) -> String {
         format!(
             "the broker refused the credentials ({error}); check uplink.username and the password (password/password_env/password_file)"
         )
+    } else if lower.contains("expired") || lower.contains("notvalidyet") || lower.contains("not valid yet") {
+        format!(
+            "TLS: the broker's certificate has expired or is not valid yet ({error}); renew the hub's certificate, and check this box's clock"
+        )
+    } else if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+        format!(
+            "TLS: the broker's certificate is not for the host in uplink.broker ({}) ({error}); use a name or address the certificate lists (on the hub: broker.embedded.tls_names)",
+            config.broker
+        )
     } else if lower.contains("unknownissuer")
         || lower.contains("invalid peer certificate")
         || lower.contains("certificate")
@@ -307,6 +316,18 @@ pub fn explain(error: &str, config: &UplinkConfig) -> String {
                 .as_deref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "not set".into())
+        )
+    } else if config.broker.starts_with("mqtt://") && lower.contains("deserialization") {
+        format!(
+            "{error}: the broker answered with something that is not MQTT; if {} is a TLS port (the hub's broker.embedded.tls_listen, usually 8883), use mqtts:// with uplink.ca_file",
+            config.broker
+        )
+    } else if config.broker.starts_with("mqtt://")
+        && (lower.contains("closed by peer") || lower.contains("connection reset"))
+    {
+        format!(
+            "{error}: the broker closed the connection without answering; if {} is a TLS port (the hub's broker.embedded.tls_listen, usually 8883), use mqtts:// with uplink.ca_file; a hub also closes an address after too many failed logins (wait a minute)",
+            config.broker
         )
     } else if lower.contains("connection refused") && !lower.contains("return code") {
         format!(
