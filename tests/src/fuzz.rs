@@ -45,7 +45,7 @@ pub struct FuzzStats {
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -53,11 +53,11 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 
     fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
+        (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
 
@@ -109,7 +109,7 @@ fn mutate(rng: &mut Rng, mut frame: Vec<u8>) -> Vec<u8> {
         let i = rng.below(frame.len() as u64) as usize;
         match rng.below(3) {
             0 => frame[i] ^= 1 << rng.below(8),
-            1 => frame[i] = rng.next() as u8,
+            1 => frame[i] = rng.next_u64() as u8,
             _ => frame.truncate(i.max(1)),
         }
         if frame.is_empty() {
@@ -138,7 +138,7 @@ pub fn run(opts: &FuzzOptions) -> FuzzStats {
         // Slow-loris ones dribble a byte each round.
         for (s, slow) in held.iter_mut() {
             if *slow {
-                let _ = s.write_all(&[rng.next() as u8]);
+                let _ = s.write_all(&[rng.next_u64() as u8]);
             }
         }
         let host = 2 + rng.below(240) as u8;

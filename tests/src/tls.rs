@@ -168,7 +168,10 @@ impl OddCa {
         params.not_after = now + time::Duration::days(days_to);
         let key = rcgen::KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        let (c, k) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+        let (c, k) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
         std::fs::write(&c, cert.pem())?;
         std::fs::write(&k, key.serialize_pem())?;
         Ok((c, k))

@@ -29,7 +29,12 @@ fn tls_hub(config: &Path) -> Result<Proc> {
     Ok(hub)
 }
 
-fn hub_config(dir: &Path, name: &str, tls_port: u16, files: Option<(&Path, &Path)>) -> Result<PathBuf> {
+fn hub_config(
+    dir: &Path,
+    name: &str,
+    tls_port: u16,
+    files: Option<(&Path, &Path)>,
+) -> Result<PathBuf> {
     let data = dir.join(format!("{name}-data"));
     let mut text = format!(
         "data_dir = {:?}\n[broker.embedded]\nlisten = \"\"\ntls_listen = \"127.0.0.1:{tls_port}\"\n",
@@ -63,11 +68,16 @@ fn agent_toml(dir: &Path, name: &str, key: &Path, cam: &str, uplink: &str) -> Re
 /// it connected. Returns the log.
 fn fails_with(config: &Path, needle: &str) -> Result<String> {
     let mut p = vigil_tests::stack::spawn_agent(config, 60)?;
-    let found = wait_until(Duration::from_secs(30), needle, || p.stderr().contains(needle));
+    let found = wait_until(Duration::from_secs(30), needle, || {
+        p.stderr().contains(needle)
+    });
     let log = p.stderr();
     p.terminate(Duration::from_secs(15))?;
     found.with_context(|| format!("agent log:\n{log}"))?;
-    assert!(!log.contains("Uplink connected"), "connected anyway:\n{log}");
+    assert!(
+        !log.contains("Uplink connected"),
+        "connected anyway:\n{log}"
+    );
     eprintln!(
         "{needle}: {}",
         log.lines().find(|l| l.contains(needle)).unwrap_or_default()
@@ -114,7 +124,10 @@ fn agent_over_tls_to_the_embedded_broker_and_bad_certificates_fail_clearly() -> 
             || uplink.contains("broker = \"mqtts://"),
         "{uplink}"
     );
-    assert!(uplink.contains(&format!("ca_file = {:?}", ca_path.display().to_string())), "{uplink}");
+    assert!(
+        uplink.contains(&format!("ca_file = {:?}", ca_path.display().to_string())),
+        "{uplink}"
+    );
     // The URL printed names the host from the certificate; this test reaches it on 127.0.0.1.
     let uplink: String = uplink
         .lines()
@@ -168,18 +181,39 @@ fn agent_over_tls_to_the_embedded_broker_and_bad_certificates_fail_clearly() -> 
         "wrong-ca",
         &key,
         camsim.url(),
-        &uplink.replace(&ca_path.display().to_string(), &other.cert.display().to_string()),
+        &uplink.replace(
+            &ca_path.display().to_string(),
+            &other.cert.display().to_string(),
+        ),
     )?;
     let log = fails_with(&wrong_ca, "not trusted")?;
-    assert!(log.contains("uplink.ca_file") && log.contains("other-ca.pem"), "{log}");
+    assert!(
+        log.contains("uplink.ca_file") && log.contains("other-ca.pem"),
+        "{log}"
+    );
     hub.terminate(Duration::from_secs(10))?;
 
     // The admin's own certificate files: expired, then for another host.
     let odd = OddCa::new(d, "odd-ca")?;
-    let odd_uplink = uplink.replace(&ca_path.display().to_string(), &odd.cert.display().to_string());
+    let odd_uplink = uplink.replace(
+        &ca_path.display().to_string(),
+        &odd.cert.display().to_string(),
+    );
     for (name, names, from, to, needle) in [
-        ("expired", vec!["127.0.0.1", "localhost"], -30, -1, "has expired or is not valid yet"),
-        ("elsewhere", vec!["hub.elsewhere.example"], -1, 30, "is not for the host in uplink.broker"),
+        (
+            "expired",
+            vec!["127.0.0.1", "localhost"],
+            -30,
+            -1,
+            "has expired or is not valid yet",
+        ),
+        (
+            "elsewhere",
+            vec!["hub.elsewhere.example"],
+            -1,
+            30,
+            "is not for the host in uplink.broker",
+        ),
     ] {
         let (cert, key_file) = odd.server(d, name, &names, from, to)?;
         let port = free_port()?;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
+use vigil_tests::fuzz::Rng;
 use vigil_tests::stack::{enroll_embedded, spawn_embedded_hub, sql, EmbeddedEnrolment};
 use vigil_tests::{free_port, sample, wait_until, Camsim};
 
@@ -22,21 +23,9 @@ fn seed() -> u64 {
         .unwrap_or(0x5eed_2026_1204)
 }
 
-/// xorshift64*: small, deterministic, good enough to spread kill moments.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Milliseconds in `lo..hi`.
-    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.next() % (hi - lo))
-    }
+/// Milliseconds in `lo..hi`, seeded.
+fn millis(rng: &mut Rng, lo: u64, hi: u64) -> Duration {
+    Duration::from_millis(lo + rng.below(hi - lo))
 }
 
 /// Every (event id, phase) the agent logged as spooled.
@@ -90,7 +79,7 @@ fn hub_sigkill_again_and_again_with_the_embedded_broker_loses_nothing() -> Resul
             .unwrap_or_default()
     };
     for round in 0..5 {
-        std::thread::sleep(rng.millis(1_500, 6_000));
+        std::thread::sleep(millis(&mut rng, 1_500, 6_000));
         // Kill just after a new event message was spooled (it is then on its way
         // through the broker into the ingest: the moment a PubAck-based agent lost it).
         let seen = spooled_now();
@@ -98,7 +87,7 @@ fn hub_sigkill_again_and_again_with_the_embedded_broker_loses_nothing() -> Resul
         while Instant::now() < deadline && spooled_now().is_subset(&seen) {
             std::thread::sleep(Duration::from_millis(1));
         }
-        std::thread::sleep(rng.millis(0, 20));
+        std::thread::sleep(millis(&mut rng, 0, 20));
         let stored = sql(&db, "SELECT COUNT(*) FROM events")?;
         hub.signal(Signal::SIGKILL)?;
         hub.wait_timeout(Duration::from_secs(10))?
@@ -107,7 +96,7 @@ fn hub_sigkill_again_and_again_with_the_embedded_broker_loses_nothing() -> Resul
             "round {round}: killed at {:.1} s with {stored} event rows",
             started.elapsed().as_secs_f64()
         );
-        std::thread::sleep(rng.millis(200, 2_000));
+        std::thread::sleep(millis(&mut rng, 200, 2_000));
         hub = spawn_embedded_hub(&hub_config)?;
     }
 

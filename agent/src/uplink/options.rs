@@ -296,7 +296,10 @@ pub fn explain(error: &str, config: &UplinkConfig) -> String {
         format!(
             "the broker refused the credentials ({error}); check uplink.username and the password (password/password_env/password_file)"
         )
-    } else if lower.contains("expired") || lower.contains("notvalidyet") || lower.contains("not valid yet") {
+    } else if lower.contains("expired")
+        || lower.contains("notvalidyet")
+        || lower.contains("not valid yet")
+    {
         format!(
             "TLS: the broker's certificate has expired or is not valid yet ({error}); renew the hub's certificate, and check this box's clock"
         )

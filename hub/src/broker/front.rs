@@ -123,6 +123,33 @@ pub(super) struct Front {
     pub pending: Mutex<usize>,
     /// When each login last raised a `forgery` alert.
     pub alerted: Mutex<HashMap<String, Instant>>,
+    /// Refused connections logged at info level (the rest at debug; all are counted).
+    pub log_budget: LogBudget,
+}
+
+/// At most [`LogBudget::PER_MINUTE`] log lines a minute: a flood of hostile connections
+/// must not flood the log (and the disk) too; the counters keep the full numbers.
+#[derive(Debug, Default)]
+pub(super) struct LogBudget(Mutex<(Option<Instant>, u32)>);
+
+impl LogBudget {
+    const PER_MINUTE: u32 = 30;
+
+    /// Whether one more line may be logged now.
+    pub fn take(&self) -> bool {
+        let mut g = lock(&self.0);
+        if g.0.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+            if g.1 > Self::PER_MINUTE {
+                tracing::info!(
+                    suppressed = g.1 - Self::PER_MINUTE,
+                    "More broker connections were refused in the last minute than logged (see vigil_hub_broker_connections_total)"
+                );
+            }
+            *g = (Some(Instant::now()), 0);
+        }
+        g.1 += 1;
+        g.1 <= Self::PER_MINUTE
+    }
 }
 
 #[derive(Debug, Default)]
@@ -234,7 +261,9 @@ pub(super) async fn serve(front: Arc<Front>, listener: Listener) {
                         Ok(Ok(s)) => connection(&front, s, peer, pending, deadline).await,
                         Ok(Err(e)) => {
                             front.counters.add("tls_failed");
-                            tracing::info!(%peer, error = %e, "Refused a broker connection: TLS handshake failed (plain MQTT on the TLS port, or a client that does not trust the hub's CA)");
+                            if front.log_budget.take() {
+                                tracing::info!(%peer, error = %e, "Refused a broker connection: TLS handshake failed (plain MQTT on the TLS port, or a client that does not trust the hub's CA)");
+                            }
                             Ok(())
                         }
                         Err(_) => Err(Refusal::Timeout),
@@ -248,7 +277,10 @@ pub(super) async fn serve(front: Arc<Front>, listener: Listener) {
                         tracing::warn!(%peer, "Refused a forged message and closed the connection: {d}")
                     }
                     Refusal::Io(e) => tracing::debug!(%peer, error = %e, "Broker connection ended"),
-                    other => tracing::info!(%peer, reason = %other, "Closed a broker connection"),
+                    other if front.log_budget.take() => {
+                        tracing::info!(%peer, reason = %other, "Closed a broker connection")
+                    }
+                    other => tracing::debug!(%peer, reason = %other, "Closed a broker connection"),
                 }
             }
         });

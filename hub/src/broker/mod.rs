@@ -151,6 +151,7 @@ pub fn start(options: EmbeddedOptions, data_dir: &Path) -> anyhow::Result<Embedd
         addresses: Mutex::new(HashMap::new()),
         pending: Mutex::new(0),
         alerted: Mutex::new(HashMap::new()),
+        log_budget: front::LogBudget::default(),
     });
     let plain_addr = plain.as_ref().map(|l| l.local_addr()).transpose()?;
     let tls_addr = tls_listener

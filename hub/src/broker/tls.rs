@@ -263,7 +263,10 @@ fn load(cert: &Path, key: &Path) -> anyhow::Result<Arc<CertifiedKey>> {
     Ok(Arc::new(ck))
 }
 
-fn mtimes(cert: &Path, key: &Path) -> Option<(SystemTime, SystemTime)> {
+/// Modification times of the certificate and key files.
+type Mtimes = Option<(SystemTime, SystemTime)>;
+
+fn mtimes(cert: &Path, key: &Path) -> Mtimes {
     let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     Some((m(cert)?, m(key)?))
 }
@@ -273,7 +276,8 @@ fn mtimes(cert: &Path, key: &Path) -> Option<(SystemTime, SystemTime)> {
 pub struct ReloadingCert {
     cert: PathBuf,
     key: PathBuf,
-    current: RwLock<(Option<(SystemTime, SystemTime)>, Arc<CertifiedKey>)>,
+    /// The files' modification times when last read, and the certificate in use.
+    current: RwLock<(Mtimes, Arc<CertifiedKey>)>,
 }
 
 impl ReloadingCert {
