@@ -327,7 +327,7 @@ impl Collector for HubMetrics {
         family(
             &mut enc,
             "vigil_hub_alerts",
-            "Alerts ever raised, by kind (missing_clip, tamper, rejected, outbox_drop)",
+            "Alerts ever raised, by kind (missing_clip, tamper, rejected, outbox_drop, forgery)",
             ix.alerts
                 .iter()
                 .map(|(k, n)| (vec![("kind", k.clone())], gauge(*n)))

@@ -1,5 +1,5 @@
 //! Alerts that need a human: stored alerts (`missing_clip`, `tamper`,
-//! `rejected`, `outbox_drop`) which an operator acknowledges, and live
+//! `rejected`, `outbox_drop`, `forgery`) which an operator acknowledges, and live
 //! conditions (a camera or agent down longer than
 //! `Options::camera_down_alert_seconds`) that clear themselves.
 

@@ -2,7 +2,7 @@
 "use strict";
 (() => {
   const { api, el, fmtTime, fmtDuration, toast } = Vigil;
-  const LABELS = { missing_clip: "Missing clip", tamper: "TAMPER", rejected: "Rejected clip", outbox_drop: "Outbox drop", camera_down: "Camera down", agent_offline: "Agent offline" };
+  const LABELS = { missing_clip: "Missing clip", tamper: "TAMPER", rejected: "Rejected clip", outbox_drop: "Outbox drop", forgery: "FORGERY", camera_down: "Camera down", agent_offline: "Agent offline" };
 
   async function load() {
     const all = document.getElementById("show-all-alerts").checked;
