@@ -26,7 +26,7 @@ cpu_seconds() {
 # Quick mode only checks that every script still runs: the independent ones start at once,
 # side by side (their figures then mean nothing, and the Markdown says it is a quick run).
 if [ -n "$QUICK" ]; then
-    for s in delivery latency memory; do
+    for s in delivery latency memory trust; do
         WORK="$WORK" RUNS="$RUNS" QUICK="$QUICK" BIN="$BIN" bash "bench/$s.sh" > "$WORK/$s.md" 2> "$WORK/$s.err" &
         pids+=($!)
         eval "${s}_pid=$!"
@@ -88,7 +88,8 @@ WORK="$WORK" RUNS="$RUNS" QUICK="$QUICK" BIN="$BIN" bash bench/capacity.sh > "$W
 # 6-7. Delivery: hub ingest throughput vs the raw broker, event latency (bench/delivery.sh).
 # 8. Event latency as the camera room sees it: camsim send -> live feed (bench/latency.sh).
 # 9. Memory: agent RSS over 10 minutes at 1/4/16 cameras, hub RSS ingesting 1k clips + 10k events.
-for s in delivery latency memory; do
+# 10. Trust boundary: clips and events over TLS vs plain, hub RSS with 1000 idle sessions.
+for s in delivery latency memory trust; do
     if [ -n "$QUICK" ]; then
         pid_var="${s}_pid"
         wait "${!pid_var}" || { cat "$WORK/$s.err" >&2; echo "bench: $s.sh failed" >&2; exit 1; }
@@ -157,5 +158,7 @@ $(cat "$WORK/delivery.md")
 $(cat "$WORK/latency.md")
 
 $(cat "$WORK/memory.md")
+
+$(cat "$WORK/trust.md")
 MD
 echo "bench: wrote $OUT" >&2

@@ -23,6 +23,28 @@ pub fn limit_malloc_arenas() {
     }
 }
 
+/// Allocations at least this large are always their own `mmap`, given back on free.
+pub const MMAP_THRESHOLD: i32 = 4 * 1024 * 1024;
+
+/// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`] (unless `MALLOC_MMAP_THRESHOLD_`
+/// is set), which also turns off its dynamic adjustment.
+///
+/// By default glibc raises the threshold to the size of the largest mmapped block freed
+/// (up to 32 MiB), so from then on blocks of that size come from the heap and are not
+/// given back. Every argon2 password check (MQTT logins, web logins) allocates 19 MiB:
+/// the hub's RSS grew ~8 MiB per agent that logged in (100 idle agents: 840 MiB; with
+/// the threshold fixed: 29 MiB, `bench/trust.sh`). 4 MiB keeps the hub's 256 KiB chunk
+/// and 2 MiB packet buffers on the heap. Call first thing in `main`.
+pub fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: mallopt only changes allocator tunables; called before other threads.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        }
+    }
+}
+
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
     use super::*;

@@ -141,10 +141,16 @@ impl EmbeddedBrokerConfig {
             return self.tls_names.clone();
         }
         let mut names = Vec::new();
-        if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-            let h = h.trim();
+        // gethostname(2), not /proc/sys (hidden by the unit's ProcSubset=pid).
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer outlives the call and its length is passed; the result is
+        // read only up to the first NUL.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        if rc == 0 {
+            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+            let h = String::from_utf8_lossy(&buf[..end]).trim().to_string();
             if !h.is_empty() && h != "localhost" {
-                names.push(h.to_string());
+                names.push(h);
             }
         }
         names.extend(["localhost".to_string(), "127.0.0.1".to_string()]);

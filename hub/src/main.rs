@@ -233,6 +233,7 @@ fn embedded_ca(
 
 fn main() {
     vigil_evidence::process::limit_malloc_arenas();
+    vigil_evidence::process::return_large_buffers();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,rumqttd=warn".into());

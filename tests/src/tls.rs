@@ -177,3 +177,22 @@ impl OddCa {
         Ok((c, k))
     }
 }
+
+/// A rumqttc transport trusting only the CA certificates in `ca` (PEM), rustls with the
+/// ring provider, as the agent's uplink uses.
+pub fn rumqttc_transport(ca: &str) -> Result<rumqttc::Transport> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(ca).context("CA file")? {
+        roots.add(c.context("CA PEM")?)?;
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(cfg)),
+    ))
+}

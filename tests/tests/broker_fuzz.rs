@@ -1,6 +1,6 @@
 //! 60 s of a seeded MQTT fuzzer (`vigil_tests::fuzz`) against the hub's embedded
 //! broker — garbage, malformed remaining lengths, oversized packets, CONNECT floods,
-//! mutated frames after a valid login, slow-loris and idle connections, from 240
+//! mutated frames after a valid login, slow-loris and up to 1000 idle connections, from 240
 //! loopback addresses — while a real agent (camsim → vigil-agent) delivers through the
 //! same broker: the hub stays up, the agent keeps delivering during the fuzz and
 //! afterwards, and the front counted what it refused.
@@ -67,7 +67,7 @@ fn a_minute_of_mqtt_fuzzing_neither_stops_the_hub_nor_starves_an_agent() -> Resu
         duration: Duration::from_secs(60),
         max_connections: 20_000,
         login: Some(("fz".into(), fz_password)),
-        max_held: 200,
+        max_held: 1000,
     };
     let stats = fuzz::run(&opts);
     let during = events();

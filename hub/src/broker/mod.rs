@@ -120,6 +120,7 @@ pub fn start(options: EmbeddedOptions, data_dir: &Path) -> anyhow::Result<Embedd
     if options.listen.is_none() && options.tls.is_none() {
         anyhow::bail!("the embedded broker has no listener: set broker.embedded.listen and/or broker.embedded.tls_listen");
     }
+    raise_open_files_limit();
     // Public listeners first: a busy port or a bad certificate is the likely error.
     let plain = options.listen.map(|l| bind(l, "listen")).transpose()?;
     let tls_listener = match &options.tls {
@@ -217,6 +218,39 @@ pub fn start(options: EmbeddedOptions, data_dir: &Path) -> anyhow::Result<Embedd
         ingest_ready,
         counters,
     })
+}
+
+/// Raises this process's soft limit of open files to the hard one (at most 65536): each
+/// agent on the embedded broker holds three descriptors here (its connection, the
+/// front's connection to rumqttd and rumqttd's side of it), and running out of them
+/// would also fail the index's and the web page's file opens. The hub's unit sets
+/// `LimitNOFILE=65536`; started by hand, the soft limit is often 1024.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct passed, nothing else.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let want = lim.rlim_max.min(65_536);
+        if lim.rlim_cur < want {
+            let before = lim.rlim_cur;
+            lim.rlim_cur = want;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::info!(
+                    from = before,
+                    to = want,
+                    "Raised the open-files limit for the embedded broker's connections"
+                );
+            }
+        }
+        if lim.rlim_cur < 4096 {
+            tracing::warn!(limit = lim.rlim_cur, "The open-files limit is low: about a third of it can be agents on the embedded broker; raise it (LimitNOFILE in the unit)");
+        }
+    }
 }
 
 /// The front's listeners on its runtime, and the certificate reload task.
