@@ -45,29 +45,33 @@ wait_for 10 "$DATA/camsim.out" serving || { echo "camsim did not start; see $DAT
 URL="$(awk '/serving/ {print $3}' "$DATA/camsim.out")"
 echo "   $URL"
 
-echo "== vigil-hub: embedded MQTT broker, SQLite index, web page"
+echo "== vigil-hub: embedded MQTT broker (TLS, per-agent logins and topics), SQLite index, web page"
 MQTT_PORT="$(free_port)"
+MQTTS_PORT="$(free_port)"
 cat > "$DATA/hub.toml" <<TOML
 data_dir = "$DATA/hub"
 [broker]
 mode = "embedded"
 [broker.embedded]
 listen = "127.0.0.1:$MQTT_PORT"
+tls_listen = "127.0.0.1:$MQTTS_PORT"
 [web]
 listen = "127.0.0.1:$WEB_PORT"
 TOML
 "$BIN/vigil-hub" check-config --config "$DATA/hub.toml" > /dev/null
-# The agent's key is made on the "edge box"; the hub enrols its public key and
-# issues its MQTT login.
+# The agent's key is made on the "edge box"; the hub enrols its public key, issues its
+# MQTT login and (first time) makes the broker's TLS CA, whose PEM it prints for the box.
 "$BIN/vigil-agent" keygen --key "$DATA/agent.key" | sed -n '/BEGIN/,$p' > "$DATA/agent.pem"
-"$BIN/vigil-hub" agent add demo-agent --public-key "$DATA/agent.pem" --config "$DATA/hub.toml" > "$DATA/enrol.txt"
-MQTT_PASSWORD="$(awk -F'"' '/^password = / {print $2}' "$DATA/enrol.txt")"
+"$BIN/vigil-hub" agent add demo-agent --public-key "$DATA/agent.pem" --config "$DATA/hub.toml" \
+    --ca-path "$DATA/hub/broker-tls/ca.pem" > "$DATA/enrol.txt"
+UPLINK="$(sed -n '/^\[uplink\]$/,$p' "$DATA/enrol.txt" | tail -n +2)"
+FINGERPRINT="$(sed -n 's/.*SHA-256 fingerprint \([0-9A-F:]*\)).*/\1/p' "$DATA/enrol.txt")"
 printf '%s\n' "$DEMO_PASSWORD" | "$BIN/vigil-hub" user add "$DEMO_USER" --role operator,investigator,admin --config "$DATA/hub.toml" > /dev/null
 "$BIN/vigil-hub" run --config "$DATA/hub.toml" > "$DATA/hub.log" 2>&1 &
 HUB=$!
 pids+=($HUB)
 wait_for 20 "$DATA/hub.log" "web listening on" || { echo "the hub did not start; see $DATA/hub.log" >&2; exit 1; }
-echo "   broker mqtt://127.0.0.1:$MQTT_PORT, data in $DATA/hub"
+echo "   broker mqtts://127.0.0.1:$MQTTS_PORT (CA fingerprint $FINGERPRINT), data in $DATA/hub"
 
 cat > "$DATA/agent.toml" <<TOML
 agent_id = "demo-agent"
@@ -77,9 +81,7 @@ outbox_dir = "$DATA/outbox"
 [detect]
 model = "$ROOT/models/yolox_nano.toml"
 [uplink]
-broker = "mqtt://127.0.0.1:$MQTT_PORT"
-username = "demo-agent"
-password = "$MQTT_PASSWORD"
+$UPLINK
 [[cameras]]
 id = "cam1"
 url = "$URL"

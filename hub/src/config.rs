@@ -112,7 +112,8 @@ pub struct EmbeddedBrokerConfig {
     /// Failed logins from one address within a minute before it is refused for a
     /// minute (1..=100000).
     pub max_failed_logins: u32,
-    /// Login checks (argon2, ~19 MiB each) at once (1..=16).
+    /// Login checks at once (1..=16; argon2 ones, for agents enrolled before SHA-256
+    /// password hashes, take ~19 MiB each).
     pub login_concurrency: usize,
 }
 

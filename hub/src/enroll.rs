@@ -1,9 +1,13 @@
 //! Agent enrolment: the agent's signing key and its MQTT credentials.
 //!
 //! `enroll` records the public key (the only key the agent's manifests may be signed
-//! with) and issues a fresh random MQTT password. Only an argon2id hash of the password
-//! is stored (`agents.mqtt_password_hash`); the embedded broker checks logins against
-//! it ([`check_login`]). The MQTT username is the agent id, so the broker can tie a
+//! with) and issues a fresh random MQTT password. Only a hash of the password is
+//! stored (`agents.mqtt_password_hash`): SHA-256 (`sha256:<hex>`), because the
+//! password is 192 random bits from the system RNG, where a slow hash adds nothing
+//! against guessing and argon2's ~19 MiB and ~20 ms per check throttled 1000 agents
+//! logging in again after a hub restart to about 80 a second; agents enrolled before
+//! keep their argon2id hash, which still verifies. The embedded broker checks logins
+//! against it ([`check_login`]). The MQTT username is the agent id, so the broker can tie a
 //! login to the agent's own topics.
 //!
 //! Rules:
@@ -101,7 +105,7 @@ pub fn enroll_in(
         }
     }
     let password = random_password()?;
-    let hash = hash_password(&password)?;
+    let hash = hash_token(&password);
     index.enroll_agent(agent_id, &key.to_pem(), &key_id, &hash)?;
     tracing::info!(agent = agent_id, key_id = %key_id, "Enrolled an agent");
     Ok(Enrollment {
@@ -139,7 +143,7 @@ pub fn check_login(index: &Index, username: &str, password: &str) -> anyhow::Res
         return Ok(Login::Revoked);
     }
     match agent.mqtt_password_hash {
-        Some(h) if verify_password(password, &h) => Ok(Login::Accepted),
+        Some(h) if verify_mqtt_password(password, &h) => Ok(Login::Accepted),
         _ => Ok(Login::BadPassword),
     }
 }
@@ -158,6 +162,34 @@ pub fn random_password() -> anyhow::Result<String> {
         .fill(&mut bytes)
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Prefix of a stored SHA-256 hash of a random MQTT password.
+const TOKEN_HASH: &str = "sha256:";
+
+/// The stored form of a random MQTT password: `sha256:<hex of SHA-256>`.
+pub fn hash_token(password: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, password.as_bytes());
+    format!("{TOKEN_HASH}{}", hex::encode(d.as_ref()))
+}
+
+/// True if `password` matches an agent's stored MQTT password hash: `sha256:…` (agents
+/// enrolled now) or an argon2id PHC string (agents enrolled before).
+pub fn verify_mqtt_password(password: &str, stored: &str) -> bool {
+    if stored.starts_with(TOKEN_HASH) {
+        constant_time_eq(&hash_token(password), stored)
+    } else {
+        verify_password(password, stored)
+    }
+}
+
+/// Whether `a == b`, in time that depends only on their lengths.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Argon2id PHC string of `password` with a random salt.
@@ -185,6 +217,22 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_passwords_are_sha256_and_old_argon2_hashes_still_verify() -> anyhow::Result<()> {
+        let pw = random_password()?;
+        let h = hash_token(&pw);
+        assert!(h.starts_with("sha256:") && h.len() == 7 + 64, "{h}");
+        assert!(verify_mqtt_password(&pw, &h));
+        assert!(!verify_mqtt_password("wrong", &h));
+        assert!(!verify_mqtt_password(&pw, "sha256:00"));
+        let legacy = hash_password(&pw)?;
+        assert!(legacy.starts_with("$argon2id$"));
+        assert!(verify_mqtt_password(&pw, &legacy));
+        assert!(!verify_mqtt_password("wrong", &legacy));
+        assert!(!verify_mqtt_password(&pw, "garbage"));
+        Ok(())
+    }
 
     const PEM_A: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
 

@@ -5,8 +5,9 @@
 //! ```text
 //! agent ─TCP/TLS─▶ front (this file)                         ─loopback TCP─▶ rumqttd
 //!                  1. TLS handshake + CONNECT within connect_timeout
-//!                  2. CONNECT: client id rule, Last Will ACL, argon2 login
-//!                     (at most `login_concurrency` at once; failures throttle the address)
+//!                  2. CONNECT: client id rule, Last Will ACL, password check
+//!                     (at most `login_concurrency` at once: agents enrolled before
+//!                     SHA-256 hashes have argon2 ones; failures throttle the address)
 //!                  3. CONNECT forwarded with the front's token as password
 //!                  4. every packet framed and checked: size, type, PUBLISH topic and
 //!                     SUBSCRIBE filters against the login (acl.rs) ─────────────▶
@@ -74,7 +75,8 @@ pub struct FrontLimits {
     pub max_pending_per_address: usize,
     /// Unauthenticated connections at once in all.
     pub max_pending: usize,
-    /// argon2 login checks running at once (each takes ~19 MiB of scratch memory).
+    /// Login checks running at once (an argon2 one, for agents enrolled before SHA-256
+    /// password hashes, takes ~19 MiB of scratch memory and ~20 ms).
     pub login_concurrency: usize,
     /// Failed logins from one address within a minute before it is refused for a minute.
     pub max_failed_logins: u32,
@@ -115,7 +117,7 @@ pub(super) struct Front {
     pub ingest_ready: Arc<AtomicBool>,
     pub limits: FrontLimits,
     pub counters: Arc<FrontCounters>,
-    /// Bounds argon2 checks at once.
+    /// Bounds login checks at once.
     pub logins: Semaphore,
     /// Per address: unauthenticated connections and recent failed logins.
     pub addresses: Mutex<HashMap<IpAddr, AddressState>>,

@@ -7,7 +7,7 @@
 //!              └─▶ rumqttd on 127.0.0.1:<free port> ◀─ the hub's own ingest client
 //! ```
 //!
-//! Logins: the front checks every agent's CONNECT (argon2 against the password from
+//! Logins: the front checks every agent's CONNECT (the hash of the password from
 //! `vigil-hub agent add`, client id = username or username + `.doctor`, revoked and
 //! unknown refused with a CONNACK code) and forwards it with a per-start token as the
 //! password; rumqttd's auth hook ([`rumqttd::ConnectionSettings::set_auth_handler`])
@@ -42,7 +42,7 @@ use anyhow::Context;
 use rumqttd::{Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings};
 
 use crate::config::Secret;
-use crate::enroll::random_password;
+use crate::enroll::{constant_time_eq, random_password};
 use crate::files::Layout;
 use crate::index::Index;
 use crate::metrics::FrontCounters;
@@ -468,14 +468,6 @@ impl Authenticator {
         }
         ok
     }
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 #[cfg(test)]
