@@ -365,3 +365,59 @@ fn decode_threads_bounds_the_analysis_decoder() {
         );
     }
 }
+
+/// Time is stream time: on an MP4 with B-frames and an edit list (what ffmpeg writes),
+/// every decoded frame's `pts` is the time an independent decoder (ffprobe) gives the
+/// same frame, so the first frame is at 0, not at the 200 ms reorder delay.
+#[test]
+fn frame_times_of_b_frame_footage_match_an_independent_decoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bframes.mp4");
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/samples/vtest.mp4");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-t", "3", "-i"])
+        .arg(&sample)
+        .args(["-c:v", "libx264", "-bf", "2", "-g", "20", "-an"])
+        .arg(&file)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(st.success());
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe runs");
+    let mut reference: Vec<u64> = String::from_utf8_lossy(&probe.stdout)
+        .lines()
+        .filter_map(|l| l.split(',').next()?.trim().parse::<f64>().ok())
+        .map(|s| (s * 1000.0).round() as u64)
+        .collect();
+    reference.sort_unstable();
+    assert!(
+        reference.len() >= 20,
+        "ffprobe found {} frames",
+        reference.len()
+    );
+    assert_eq!(reference[0], 0, "the reference decoder starts at 0");
+    let mut ours = Vec::new();
+    vigil_agent::ingest::filesource::decode_file(&file, 0.0, |f| {
+        ours.push(f.pts.as_millis() as u64);
+        true
+    })
+    .unwrap();
+    assert_eq!(ours.len(), reference.len(), "every frame decoded");
+    assert_eq!(
+        ours, reference,
+        "frame times differ from the independent decoder's"
+    );
+}

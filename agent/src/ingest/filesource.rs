@@ -103,13 +103,31 @@ pub fn frame_from_sample(camera_id: &str, sample: &gst::Sample) -> Option<Analys
     }
     Some(AnalysisFrame {
         camera_id: camera_id.to_string(),
-        pts: Duration::from_nanos(buffer.pts().map(|p| p.nseconds()).unwrap_or(0)),
+        pts: Duration::from_nanos(
+            buffer
+                .pts()
+                .map(|p| stream_time(sample, p).nseconds())
+                .unwrap_or(0),
+        ),
         wall: OffsetDateTime::now_utc(),
         width,
         height,
         format,
         data,
     })
+}
+
+/// A buffer timestamp mapped through the sample's segment to stream time: the time of
+/// the frame as the file (or stream) presents it. An MP4 with B-frames has an edit list
+/// that starts the segment at the decoder's reorder delay (ffmpeg: 2 frames), so raw
+/// PTS run that much late — frame 0 of a 10 fps file came out at 200 ms. The PTS is kept
+/// when the sample has no time segment or the position lies outside it.
+pub fn stream_time(sample: &gst::Sample, pts: gst::ClockTime) -> gst::ClockTime {
+    sample
+        .segment()
+        .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+        .and_then(|s| s.to_stream_time(pts))
+        .unwrap_or(pts)
 }
 
 /// The stream's YUV matrix and range (BT.601 limited when the caps do not say).

@@ -18,6 +18,7 @@ use gstreamer_app as gst_app;
 use time::OffsetDateTime;
 
 use super::camera::{CameraSettings, CameraStats, Transport};
+use super::filesource::stream_time;
 use super::ring::AccessUnit;
 use crate::detect::AnalysisFrame;
 
@@ -243,9 +244,11 @@ fn link_branches(
                     .bytes_in
                     .fetch_add(buffer.size() as u64, Ordering::Relaxed);
                 unit_stats.touch();
+                // Stream time, like the analysis frames (`filesource::stream_time`), so
+                // event times and ring positions are on one clock.
                 let unit = AccessUnit {
-                    pts: buffer.pts(),
-                    dts: buffer.dts(),
+                    pts: buffer.pts().map(|p| stream_time(&sample, p)),
+                    dts: buffer.dts().map(|d| stream_time(&sample, d)),
                     keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
                     buffer,
                     wall: OffsetDateTime::now_utc(),
