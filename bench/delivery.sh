@@ -30,18 +30,7 @@ camsim target/samples/vtest.mp4 vt; URLVT=$CAMSIM_URL
 mosquitto_broker "$D"
 BROKER=$MQ_URL
 
-KEY="$D/agent.key"
-"$BIN/vigil-agent" keygen --key "$KEY" | sed -n '/BEGIN/,$p' > "$D/agent.pem"
-
-# N signed clips in outbox layout (clips/<clip_id>/), one chain.
-mkdir -p "$D/outbox0/clips"
-for i in $(seq "$NCLIPS"); do
-    "$BIN/vigil-agent" record --url "$URL1080" --seconds "$CLIPSECS" --out "$D/rec$i" --key "$KEY" \
-        --state-dir "$D/chain" --agent-id bench --camera-id cam1 > /dev/null 2>&1
-    id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["clip_id"])' "$D/rec$i/manifest.json")
-    mv "$D/rec$i" "$D/outbox0/clips/$id"
-done
-CLIP_BYTES=$(cat "$D"/outbox0/clips/*/clip.mp4 | wc -c)
+signed_outbox "$URL1080" "$NCLIPS" "$CLIPSECS"
 
 agent_config() { # agent_config FILE OUTBOX CAMERA_URL
     cat > "$1" <<TOML

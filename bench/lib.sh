@@ -79,3 +79,20 @@ broker_hub() {
     pids+=($HUB_PID)
     wait_for 20 grep -q "Connected to the broker" "$2"
 }
+
+# signed_outbox URL N SECONDS: a new key D/agent.key (+ agent.pem) and N clips of SECONDS
+# recorded from URL, signed into one chain (D/chain) by agent "bench", camera "cam1", in
+# outbox layout under D/outbox0/clips/<clip_id>/. Sets KEY and CLIP_BYTES.
+signed_outbox() {
+    KEY="$D/agent.key"
+    "$BIN/vigil-agent" keygen --key "$KEY" | sed -n '/BEGIN/,$p' > "$D/agent.pem"
+    mkdir -p "$D/outbox0/clips"
+    local i id
+    for i in $(seq "$2"); do
+        "$BIN/vigil-agent" record --url "$1" --seconds "$3" --out "$D/rec$i" --key "$KEY" \
+            --state-dir "$D/chain" --agent-id bench --camera-id cam1 > /dev/null 2>&1
+        id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["clip_id"])' "$D/rec$i/manifest.json")
+        mv "$D/rec$i" "$D/outbox0/clips/$id"
+    done
+    CLIP_BYTES=$(cat "$D"/outbox0/clips/*/clip.mp4 | wc -c)
+}

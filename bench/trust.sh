@@ -24,17 +24,8 @@ mkdir -p "$D"
 source "$ROOT/bench/lib.sh"
 
 camsim target/samples/vtest_1080p15.mp4 trust; URL1080=$CAMSIM_URL
-KEY="$D/agent.key"
-"$BIN/vigil-agent" keygen --key "$KEY" | sed -n '/BEGIN/,$p' > "$D/agent.pem"
-mkdir -p "$D/outbox0/clips"
-for i in $(seq "$NCLIPS"); do
-    "$BIN/vigil-agent" record --url "$URL1080" --seconds "$CLIPSECS" --out "$D/rec$i" --key "$KEY" \
-        --state-dir "$D/chain" --agent-id bench --camera-id cam1 > /dev/null 2>&1
-    id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["clip_id"])' "$D/rec$i/manifest.json")
-    mv "$D/rec$i" "$D/outbox0/clips/$id"
-done
+signed_outbox "$URL1080" "$NCLIPS" "$CLIPSECS"
 kill "$CAMSIM_PID" 2>/dev/null || true
-CLIP_BYTES=$(cat "$D"/outbox0/clips/*/clip.mp4 | wc -c)
 
 # tls_hub DIR: `vigil-hub run` on DIR with plain and TLS listeners on free ports.
 # Sets HUB_PID, PLAIN_PORT, TLS_PORT; the CA is DIR/data/broker-tls/ca.pem.

@@ -3,7 +3,8 @@
 //! through `fantoccini`. Screenshots go to `target/test-artefacts/` so a human can
 //! look at what the test saw.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -125,4 +126,53 @@ impl Browser {
     pub async fn close(self) -> Result<()> {
         self.client.close().await.context("close the browser")
     }
+}
+
+/// `vigil-hub user add NAME --role ROLE` with the password on stdin.
+pub fn add_user(data: &Path, config: &Path, name: &str, role: &str, password: &str) -> Result<()> {
+    let mut child = Command::new(crate::hub_bin()?)
+        .args(["user", "add", name, "--role", role, "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(format!("{password}\n").as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "vigil-hub user add {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Logs in on `base`'s login page as `user` and waits until the page moves on.
+pub async fn login(b: &Browser, base: &str, (user, password): (&str, &str)) -> Result<()> {
+    b.client.goto(&format!("{base}/login")).await?;
+    b.find(Duration::from_secs(10), "#username")
+        .await?
+        .send_keys(user)
+        .await?;
+    b.find(Duration::from_secs(10), "#password")
+        .await?
+        .send_keys(password)
+        .await?;
+    b.find(Duration::from_secs(10), "#login-submit")
+        .await?
+        .click()
+        .await?;
+    b.wait_js(
+        Duration::from_secs(10),
+        "to leave the login page",
+        "return location.pathname !== '/login'",
+    )
+    .await
 }

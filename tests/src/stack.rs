@@ -130,6 +130,20 @@ pub fn enroll_embedded(
     })
 }
 
+/// Writes `dir/hub.toml` for `vigil-hub run` with data in `data`, its embedded broker's
+/// plain listener on 127.0.0.1:`port`, and `extra` TOML after that; returns its path.
+pub fn embedded_hub_config(dir: &Path, data: &Path, port: u16, extra: &str) -> Result<PathBuf> {
+    let path = dir.join("hub.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "data_dir = {:?}\n[broker.embedded]\nlisten = \"127.0.0.1:{port}\"\n{extra}",
+            data.to_string_lossy()
+        ),
+    )?;
+    Ok(path)
+}
+
 /// `vigil-hub run --config CONFIG` (its embedded broker; the web on a free port), returned
 /// once the broker listens.
 pub fn spawn_embedded_hub(config: &Path) -> Result<Proc> {

@@ -36,13 +36,11 @@ fn a_minute_of_mqtt_fuzzing_neither_stops_the_hub_nor_starves_an_agent() -> Resu
         .and_then(|l| l.strip_suffix('"'))
         .context("agent add printed a password")?
         .to_string();
-    let hub_config = dir.path().join("hub.toml");
-    std::fs::write(
-        &hub_config,
-        format!(
-            "data_dir = {:?}\n[broker.embedded]\nlisten = \"127.0.0.1:{port}\"\n[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n",
-            data.to_string_lossy()
-        ),
+    let hub_config = vigil_tests::stack::embedded_hub_config(
+        dir.path(),
+        &data,
+        port,
+        &format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n"),
     )?;
     let mut hub = spawn_embedded_hub(&hub_config)?;
     let config = vigil_tests::stack::agent_config(dir.path(), &key, camsim.url(), &uplink)?;

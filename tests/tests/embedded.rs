@@ -19,14 +19,7 @@ fn hub_outage_with_embedded_broker_loses_nothing_and_duplicates_nothing() -> Res
     let url = format!("mqtt://127.0.0.1:{port}");
     // The `[uplink]` lines printed by agent add go into agent.toml as they are.
     let EmbeddedEnrolment { key, uplink, .. } = enroll_embedded(dir.path(), &data, "a1", &url)?;
-    let hub_config = dir.path().join("hub.toml");
-    std::fs::write(
-        &hub_config,
-        format!(
-            "data_dir = {:?}\n[broker.embedded]\nlisten = \"127.0.0.1:{port}\"\n",
-            data.to_string_lossy()
-        ),
-    )?;
+    let hub_config = vigil_tests::stack::embedded_hub_config(dir.path(), &data, port, "")?;
     let hub = vigil_tests::stack::spawn_embedded_hub(&hub_config)?;
 
     let root = workspace_root();

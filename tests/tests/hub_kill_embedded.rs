@@ -52,14 +52,7 @@ fn hub_sigkill_again_and_again_with_the_embedded_broker_loses_nothing() -> Resul
     let port = free_port()?;
     let url = format!("mqtt://127.0.0.1:{port}");
     let EmbeddedEnrolment { key, uplink, .. } = enroll_embedded(dir.path(), &data, "a1", &url)?;
-    let hub_config = dir.path().join("hub.toml");
-    std::fs::write(
-        &hub_config,
-        format!(
-            "data_dir = {:?}\n[broker.embedded]\nlisten = \"127.0.0.1:{port}\"\n",
-            data.to_string_lossy()
-        ),
-    )?;
+    let hub_config = vigil_tests::stack::embedded_hub_config(dir.path(), &data, port, "")?;
     let mut hub = spawn_embedded_hub(&hub_config)?;
     let config = vigil_tests::stack::agent_config(dir.path(), &key, camsim.url(), &uplink)?;
     let mut agent = vigil_tests::stack::spawn_agent(&config, 70)?;

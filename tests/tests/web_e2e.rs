@@ -7,46 +7,18 @@
 //! `vigil-verify` says OK on the download. Screenshots of every step are written to
 //! `target/test-artefacts/web-e2e-*.png`.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
 use serde_json::Value;
-use vigil_tests::browser::Browser;
+use vigil_tests::browser::{add_user, login, Browser};
 use vigil_tests::{agent, agent_bin, ensure_built, free_port, hub_bin, sample, verify_bin};
 use vigil_tests::{wait_until, workspace_root, Camsim, Proc};
 
 const OPERATOR: (&str, &str) = ("olga", "operator-pass-1234");
 const INVESTIGATOR: (&str, &str) = ("ivan", "investigator-pass-1234");
-
-/// `vigil-hub user add NAME --role ROLE` with the password on stdin.
-fn add_user(data: &Path, config: &Path, name: &str, role: &str, password: &str) -> Result<()> {
-    let mut child = Command::new(hub_bin()?)
-        .args(["user", "add", name, "--role", role, "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(format!("{password}\n").as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "vigil-hub user add {name} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
 
 /// The MQTT login `vigil-hub agent add` printed (`username = "…"` / `password = "…"` lines).
 fn credential(printed: &str, key: &str) -> Result<String> {
@@ -57,28 +29,6 @@ fn credential(printed: &str, key: &str) -> Result<String> {
             (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
         })
         .with_context(|| format!("no {key} in `vigil-hub agent add` output:\n{printed}"))
-}
-
-async fn login(b: &Browser, base: &str, (user, password): (&str, &str)) -> Result<()> {
-    b.client.goto(&format!("{base}/login")).await?;
-    b.find(Duration::from_secs(10), "#username")
-        .await?
-        .send_keys(user)
-        .await?;
-    b.find(Duration::from_secs(10), "#password")
-        .await?
-        .send_keys(password)
-        .await?;
-    b.find(Duration::from_secs(10), "#login-submit")
-        .await?
-        .click()
-        .await?;
-    b.wait_js(
-        Duration::from_secs(10),
-        "to leave the login page",
-        "return location.pathname !== '/login'",
-    )
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,12 +4,11 @@
 //! its field starting the next (the search form's "To (UTC)" did that at 1400 px).
 //! Screenshots go to `target/test-artefacts/web-layout-*.png`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use vigil_tests::browser::Browser;
+use anyhow::{Context, Result};
+use vigil_tests::browser::{add_user, login, Browser};
 use vigil_tests::{ensure_built, free_port, hub_bin, wait_until, Proc};
 
 const ADMIN: (&str, &str) = ("ada", "admin-pass-123456");
@@ -49,29 +48,13 @@ async fn every_label_stays_with_its_field_from_1024_to_1920_px() -> Result<()> {
             "data_dir = {data:?}\n[broker.embedded]\nlisten = \"127.0.0.1:0\"\n[web]\nlisten = \"127.0.0.1:{web_port}\"\n"
         ),
     )?;
-    let mut child = Command::new(hub_bin()?)
-        .args([
-            "user",
-            "add",
-            ADMIN.0,
-            "--role",
-            "operator,investigator,admin",
-            "--config",
-        ])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(format!("{}\n", ADMIN.1).as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("user add: {}", String::from_utf8_lossy(&out.stderr));
-    }
+    add_user(
+        &data,
+        &config,
+        ADMIN.0,
+        "operator,investigator,admin",
+        ADMIN.1,
+    )?;
     let mut cmd = Command::new(hub_bin()?);
     cmd.args(["run", "--config"]).arg(&config);
     let hub = Proc::spawn("vigil-hub run", cmd)?;
@@ -91,24 +74,7 @@ async fn every_label_stays_with_its_field_from_1024_to_1920_px() -> Result<()> {
             problems.push(format!("/login at {w} px: {p}"));
         }
     }
-    b.find(Duration::from_secs(10), "#username")
-        .await?
-        .send_keys(ADMIN.0)
-        .await?;
-    b.find(Duration::from_secs(10), "#password")
-        .await?
-        .send_keys(ADMIN.1)
-        .await?;
-    b.find(Duration::from_secs(10), "#login-submit")
-        .await?
-        .click()
-        .await?;
-    b.wait_js(
-        Duration::from_secs(10),
-        "to leave the login page",
-        "return location.pathname !== '/login'",
-    )
-    .await?;
+    login(&b, &base, ADMIN).await?;
     for page in [
         "/search",
         "/admin/agents",
