@@ -61,6 +61,28 @@ pub fn parse_chunk_number(s: &str) -> Result<u64, String> {
     }
 }
 
+/// Outbox kinds spooled one message per file, whose messages carry their outbox entry
+/// (`"entry": "{kind}/{file name}"`) for the hub's end-to-end ack (docs/mqtt.md).
+pub const ENTRY_KINDS: [&str; 3] = ["events", "records", "drops"];
+
+/// Longest entry name.
+pub const MAX_ENTRY: usize = 200;
+
+/// Splits an entry name into (kind, file name): at most [`MAX_ENTRY`] bytes, the kind
+/// one of [`ENTRY_KINDS`], the file name one path segment of `[A-Za-z0-9._-]` that is
+/// not hidden. The one rule for the agent (which maps acks to its files) and the hub
+/// (which refuses other names); `None` for anything else.
+pub fn parse_entry(entry: &str) -> Option<(&str, &str)> {
+    let (kind, name) = entry.split_once('/')?;
+    let plain = entry.len() <= MAX_ENTRY
+        && !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    (ENTRY_KINDS.contains(&kind) && plain).then_some((kind, name))
+}
+
 /// The first 80 characters of untrusted text, for error messages.
 fn first_80(s: &str) -> String {
     s.chars().take(80).collect()
@@ -69,6 +91,30 @@ fn first_80(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entry_names_are_a_kind_and_one_plain_file_name() {
+        assert_eq!(
+            parse_entry("events/1-cam1-e1-start.json"),
+            Some(("events", "1-cam1-e1-start.json"))
+        );
+        assert_eq!(parse_entry("records/x"), Some(("records", "x")));
+        let long = format!("drops/{}", "a".repeat(MAX_ENTRY - 6));
+        assert!(parse_entry(&long).is_some());
+        for bad in [
+            "clips/x.json",
+            "events/../../etc/passwd",
+            "events/a/b.json",
+            "events/.1.json.tmp",
+            "events/",
+            "events",
+            "events/a b.json",
+            "",
+            &format!("{long}a"),
+        ] {
+            assert_eq!(parse_entry(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn header_round_trips_and_keeps_the_bytes() {

@@ -24,6 +24,7 @@ pub mod files;
 pub mod index;
 pub mod ingest;
 pub mod metrics;
+pub mod pem;
 pub mod service;
 pub mod topic;
 pub mod uplink;

@@ -180,7 +180,7 @@ impl OddCa {
 
 /// A rumqttc transport trusting only the CA certificates in `ca` (PEM), rustls with the
 /// ring provider, as the agent's uplink uses.
-pub fn rumqttc_transport(ca: &str) -> Result<rumqttc::Transport> {
+pub fn rumqttc_transport(ca: &Path) -> Result<rumqttc::Transport> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_file_iter(ca).context("CA file")? {

@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use base64::Engine;
-use rumqttc::{Client, Event, Incoming, MqttOptions, QoS, TlsConfiguration, Transport};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use vigil_tests::mosquitto::Options;
 use vigil_tests::tls::TestCa;
 use vigil_tests::{
@@ -31,23 +29,11 @@ struct Watcher {
 
 impl Watcher {
     fn start(port: u16, ca: &Path, user: &str, password: &str, filter: &str) -> Result<Watcher> {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(ca).context("CA file")? {
-            roots.add(c.context("CA PEM")?)?;
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         let id = format!("watcher-{}", filter.len());
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_credentials(user, password);
         opts.set_max_packet_size(4 << 20, 4 << 20);
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            Arc::new(tls),
-        )));
+        opts.set_transport(vigil_tests::tls::rumqttc_transport(ca)?);
         let (client, mut connection) = Client::new(opts, 16);
         client.subscribe(filter, QoS::AtLeastOnce)?;
         let received: Received = Arc::default();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rumqttc::{Client, QoS};
-use vigil_evidence::transfer::chunk_header;
+use vigil_evidence::transfer::{chunk_header, parse_entry, ENTRY_KINDS};
 
 use super::{HubAck, CHUNK_SIZE, MAX_UNACKED_CHUNKS};
 use crate::metrics::UplinkStats;
@@ -20,10 +20,6 @@ use crate::outbox::{list, Outbox};
 /// and about a broker-acknowledged event, record or drop report before it is
 /// published again (the hub stores each once: duplicates are acked, not stored).
 pub(super) const HUB_SILENCE: Duration = Duration::from_secs(10);
-
-/// Outbox kinds published as one message per file, each acknowledged by the hub by
-/// its entry name (`{kind}/{file name}`).
-const FILE_KINDS: [&str; 3] = ["events", "records", "drops"];
 
 /// `status` payload.
 pub fn status_payload(state: &str) -> Vec<u8> {
@@ -223,11 +219,9 @@ impl Publisher {
         match self.in_flight.remove(&pkid) {
             Some(Sent::File(path)) => {
                 // The broker has it; the hub's entry ack deletes it. (The hub may have
-                // answered already: then the file is gone and nothing waits.)
-                if self.queued.contains(&path) && path.exists() {
+                // answered already: then it is no longer queued and nothing waits.)
+                if self.queued.contains(&path) {
                     self.awaiting_hub.insert(path, Instant::now());
-                } else {
-                    self.queued.remove(&path);
                 }
             }
             Some(Sent::Chunk) => self.chunks_unacked = self.chunks_unacked.saturating_sub(1),
@@ -266,7 +260,8 @@ impl Publisher {
             self.awaiting_hub.remove(&p);
             self.queued.remove(&p);
         }
-        for sub in FILE_KINDS {
+        // One message per file, each acknowledged by the hub by its entry name.
+        for sub in ENTRY_KINDS {
             let mut names: Vec<PathBuf> = list(&self.outbox.dir().join(sub))
                 .into_iter()
                 .filter(|p| {
@@ -533,17 +528,12 @@ fn with_entry(bytes: &[u8], entry: &str) -> Option<Vec<u8>> {
     serde_json::to_vec(&v).ok()
 }
 
-/// The outbox file an entry ack names: `{events|records|drops}/{file name}`, the name
-/// one path segment that is not hidden; anything else is no entry of ours.
+/// The outbox file an entry ack names ([`parse_entry`]; our entries are `.json` files);
+/// anything else is no entry of ours.
 fn entry_path(outbox: &Path, entry: &str) -> Option<PathBuf> {
-    let (sub, name) = entry.split_once('/')?;
-    let plain = !name.is_empty()
-        && !name.starts_with('.')
-        && name.ends_with(".json")
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    (FILE_KINDS.contains(&sub) && plain).then(|| outbox.join(sub).join(name))
+    let (kind, name) = parse_entry(entry)?;
+    name.ends_with(".json")
+        .then(|| outbox.join(kind).join(name))
 }
 
 /// Chunk `n` of a file (None past its end) after `header` (the message's header

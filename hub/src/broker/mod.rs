@@ -123,13 +123,13 @@ pub fn start(options: EmbeddedOptions, data_dir: &Path) -> anyhow::Result<Embedd
     raise_open_files_limit();
     // Public listeners first: a busy port or a bad certificate is the likely error.
     let plain = options.listen.map(|l| bind(l, "listen")).transpose()?;
-    let tls_listener = match &options.tls {
+    let (tls_listener, cert_info) = match &options.tls {
         Some((addr, source)) => {
             let info = tls::prepare(source)?;
             let cert = tls::ReloadingCert::new(&info)?;
-            Some((bind(*addr, "tls_listen")?, cert, info))
+            (Some((bind(*addr, "tls_listen")?, cert)), Some(info))
         }
-        None => None,
+        None => (None, None),
     };
     let internal_password = Secret(random_password()?);
     let token = random_password()?;
@@ -157,9 +157,8 @@ pub fn start(options: EmbeddedOptions, data_dir: &Path) -> anyhow::Result<Embedd
     let plain_addr = plain.as_ref().map(|l| l.local_addr()).transpose()?;
     let tls_addr = tls_listener
         .as_ref()
-        .map(|(l, _, _)| l.local_addr())
+        .map(|(l, _)| l.local_addr())
         .transpose()?;
-    let cert_info = tls_listener.as_ref().map(|(_, _, i)| i.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("mqtt-front")
@@ -256,7 +255,7 @@ fn raise_open_files_limit() {
 /// The front's listeners on its runtime, and the certificate reload task.
 fn front_listeners(
     plain: Option<TcpListener>,
-    tls_listener: Option<(TcpListener, Arc<tls::ReloadingCert>, CertInfo)>,
+    tls_listener: Option<(TcpListener, Arc<tls::ReloadingCert>)>,
 ) -> anyhow::Result<Vec<front::Listener>> {
     let mut listeners = Vec::new();
     if let Some(l) = plain {
@@ -264,7 +263,7 @@ fn front_listeners(
             l,
         )?));
     }
-    if let Some((l, cert, _)) = tls_listener {
+    if let Some((l, cert)) = tls_listener {
         let acceptor = tokio_rustls::TlsAcceptor::from(cert.server_config()?);
         listeners.push(front::Listener::Tls(
             tokio::net::TcpListener::from_std(l)?,

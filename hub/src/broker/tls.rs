@@ -27,8 +27,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use serde::{Deserialize, Serialize};
@@ -78,9 +76,9 @@ struct ServerMeta {
 pub fn prepare(source: &CertSource) -> anyhow::Result<CertInfo> {
     match source {
         CertSource::Files { cert, key } => {
-            let chain = read_chain(cert)?;
+            let chain = crate::pem::read_certs(cert)?;
             let first = chain.first().context("no certificate")?;
-            read_key(key)?;
+            crate::pem::read_key(key)?;
             Ok(CertInfo {
                 ca_file: None,
                 fingerprint: fingerprint(first.as_ref()),
@@ -160,7 +158,7 @@ fn generate(dir: &Path, names: &[String]) -> anyhow::Result<CertInfo> {
         write_file(&meta_path, &serde_json::to_vec_pretty(&meta)?, 0o644)?;
         tracing::info!(names = ?names, "Made the broker's TLS server certificate");
     }
-    let ca = read_chain(&ca_pem)?;
+    let ca = crate::pem::read_certs(&ca_pem)?;
     Ok(CertInfo {
         fingerprint: fingerprint(ca.first().context("ca.pem holds no certificate")?.as_ref()),
         ca_file: Some(ca_pem),
@@ -225,29 +223,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     write_file(path, bytes, 0o600)
 }
 
-fn read_chain(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .with_context(|| format!("cannot read the certificate file {}", path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{} is not PEM certificates", path.display()))?;
-    if certs.is_empty() {
-        anyhow::bail!("{} holds no certificate", path.display());
-    }
-    Ok(certs)
-}
-
-fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path).with_context(|| {
-        format!(
-            "{} is not a PEM private key (PKCS#8, PKCS#1 or SEC1)",
-            path.display()
-        )
-    })
-}
-
 fn load(cert: &Path, key: &Path) -> anyhow::Result<Arc<CertifiedKey>> {
-    let chain = read_chain(cert)?;
-    let key_der = read_key(key)?;
+    let chain = crate::pem::read_certs(cert)?;
+    let key_der = crate::pem::read_key(key)?;
     let signing = rustls::crypto::ring::default_provider()
         .key_provider
         .load_private_key(key_der)
@@ -374,7 +352,7 @@ mod tests {
         assert_eq!(renewed.fingerprint, first.fingerprint, "same CA");
         assert_ne!(std::fs::read(tls.join("server.pem"))?, server, "new names");
         // The server certificate chains to the CA: rustls accepts it for its name.
-        let ca = read_chain(&tls.join("ca.pem"))?;
+        let ca = crate::pem::read_certs(&tls.join("ca.pem"))?;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca[0].clone())?;
         let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -382,7 +360,7 @@ mod tests {
             Arc::new(rustls::crypto::ring::default_provider()),
         )
         .build()?;
-        let leaf = read_chain(&tls.join("server.pem"))?;
+        let leaf = crate::pem::read_certs(&tls.join("server.pem"))?;
         let name = rustls::pki_types::ServerName::try_from("hub.example.org")?;
         verifier.verify_server_cert(
             &leaf[0],

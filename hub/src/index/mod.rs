@@ -99,6 +99,21 @@ fn agent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
     })
 }
 
+/// Appends an alert row on `conn` (the index's connection or a transaction of it).
+fn insert_alert(
+    conn: &Connection,
+    kind: AlertKind,
+    agent_id: &str,
+    camera_id: &str,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO alerts (kind, agent_id, camera_id, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![kind.as_str(), agent_id, camera_id, detail, now()],
+    )?;
+    Ok(())
+}
+
 /// The SQLite index.
 pub struct Index {
     conn: Connection,
@@ -316,11 +331,7 @@ impl Index {
         camera_id: &str,
         detail: &str,
     ) -> rusqlite::Result<()> {
-        self.conn.execute(
-            "INSERT INTO alerts (kind, agent_id, camera_id, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![kind.as_str(), agent_id, camera_id, detail, now()],
-        )?;
-        Ok(())
+        insert_alert(&self.conn, kind, agent_id, camera_id, detail)
     }
 
     /// Records an agent's drop report `entry` and raises its alert, once: false (and
@@ -340,10 +351,7 @@ impl Index {
             params![agent_id, entry, now()],
         )?;
         if n == 1 {
-            tx.execute(
-                "INSERT INTO alerts (kind, agent_id, camera_id, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![AlertKind::OutboxDrop.as_str(), agent_id, camera_id, detail, now()],
-            )?;
+            insert_alert(&tx, AlertKind::OutboxDrop, agent_id, camera_id, detail)?;
         }
         tx.commit()?;
         Ok(n == 1)

@@ -33,7 +33,7 @@ use crate::files::Layout;
 use crate::index::{AlertKind, Index};
 use crate::metrics::HubCounters;
 use crate::topic::{self, parse_clip_id, shorten, Topic};
-use vigil_evidence::transfer::split_chunk;
+use vigil_evidence::transfer::{parse_entry, split_chunk, MAX_ENTRY};
 
 pub use clip::verify_clip;
 
@@ -137,12 +137,9 @@ pub struct EntryAck {
     pub reason: Option<String>,
 }
 
-/// Largest `entry` name accepted.
-const MAX_ENTRY: usize = 200;
-
 /// The `entry` of a message on `kind`'s topic (`events`, `records`, `drops`): `None`
 /// when the message has none (agents before end-to-end acks), an error when it is not
-/// `{kind}/{1-200 of [A-Za-z0-9._-]}` (it would name no outbox file of the agent's).
+/// `{kind}/{file name}` by [`parse_entry`] (it would name no outbox file of the agent's).
 fn entry_of(kind: &str, payload: &[u8]) -> Result<Option<String>, Rejection> {
     #[derive(Deserialize)]
     struct Entry {
@@ -153,24 +150,13 @@ fn entry_of(kind: &str, payload: &[u8]) -> Result<Option<String>, Rejection> {
         // No entry, or not JSON: the handler says what is wrong with the message.
         return Ok(None);
     };
-    let ok = entry.len() <= MAX_ENTRY
-        && entry
-            .strip_prefix(kind)
-            .and_then(|r| r.strip_prefix('/'))
-            .is_some_and(|name| {
-                !name.is_empty()
-                    && !name.starts_with('.')
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-            });
-    if ok {
+    if parse_entry(&entry).is_some_and(|(k, _)| k == kind) {
         Ok(Some(entry))
     } else {
         Err(Rejection::new(
             "bad_entry",
             format!(
-                "entry {:?} is not {kind}/ and a file name of 1-200 of [A-Za-z0-9._-]",
+                "entry {:?} is not {kind}/ and a file name of [A-Za-z0-9._-], at most {MAX_ENTRY} bytes",
                 shorten(&entry)
             ),
         ))

@@ -10,8 +10,6 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -20,32 +18,8 @@ use super::TlsFiles;
 
 /// Loads the certificate chain and key into a TLS acceptor (HTTP/1.1 and h2).
 pub fn tls_acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert_pem)
-        .with_context(|| {
-            format!(
-                "cannot read the TLS certificate {}",
-                files.cert_pem.display()
-            )
-        })?
-        .collect::<Result<_, _>>()
-        .with_context(|| {
-            format!(
-                "{} is not a PEM certificate chain",
-                files.cert_pem.display()
-            )
-        })?;
-    if certs.is_empty() {
-        anyhow::bail!(
-            "{} holds no certificate (expected -----BEGIN CERTIFICATE-----)",
-            files.cert_pem.display()
-        );
-    }
-    let key = PrivateKeyDer::from_pem_file(&files.key_pem).with_context(|| {
-        format!(
-            "cannot read a private key (PKCS#8, PKCS#1 or SEC1 PEM) from {}",
-            files.key_pem.display()
-        )
-    })?;
+    let certs = crate::pem::read_certs(&files.cert_pem)?;
+    let key = crate::pem::read_key(&files.key_pem)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -27,7 +27,9 @@ fn main() -> Result<()> {
                 "unknown option {flag:?}; usage: event-rtt HOST PORT USER PASSWORD N [--ca FILE]"
             );
         }
-        o.set_transport(vigil_tests::tls::rumqttc_transport(ca)?);
+        o.set_transport(vigil_tests::tls::rumqttc_transport(std::path::Path::new(
+            ca,
+        ))?);
     }
     let (client, mut conn) = Client::new(o, 16);
     let mut n_net = rumqttc::NetworkOptions::new();

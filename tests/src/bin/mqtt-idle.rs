@@ -44,7 +44,9 @@ fn main() -> Result<()> {
             o.set_credentials(user.clone(), pass.clone());
             o.set_keep_alive(Duration::from_secs(60));
             if let Some(ca) = &ca {
-                o.set_transport(vigil_tests::tls::rumqttc_transport(ca)?);
+                o.set_transport(vigil_tests::tls::rumqttc_transport(std::path::Path::new(
+                    ca,
+                ))?);
             }
             let (client, mut el) = AsyncClient::new(o, 4);
             let up = up.clone();
