@@ -35,6 +35,9 @@ pub struct AgentConfig {
     /// Prometheus endpoint; off unless `[metrics] listen` is set.
     #[serde(default)]
     pub metrics: crate::metrics::MetricsConfig,
+    /// Continuous recording store (`[recording]`).
+    #[serde(default)]
+    pub recording: crate::recording::RecordingConfig,
     /// Cameras; at least one.
     pub cameras: Vec<CameraConfig>,
 }
@@ -107,6 +110,23 @@ pub struct CameraConfig {
     /// Detection, zones, masks and event settings for this camera.
     #[serde(default)]
     pub detect: CameraDetectConfig,
+    /// Record this camera continuously into the recording store. Default true.
+    #[serde(default = "default_true")]
+    pub record: bool,
+    /// Recorded pieces younger than this are never deleted by `max_bytes` (only when
+    /// the disk is truly full). Default 0.
+    #[serde(default)]
+    pub min_days: f64,
+    /// Recorded pieces older than this are deleted. Default 30.
+    #[serde(default = "default_max_days")]
+    pub max_days: f64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_days() -> f64 {
+    30.0
 }
 
 fn default_transport() -> Transport {
@@ -198,6 +218,7 @@ impl AgentConfig {
             p.extend(u.problems("uplink"));
         }
         p.extend(self.metrics.problems("metrics"));
+        p.extend(self.recording.problems("recording"));
         if self.cameras.is_empty() {
             p.push("cameras: no camera configured; add a [[cameras]] table with id and url".into());
         }
@@ -256,8 +277,40 @@ impl AgentConfig {
                 ));
             }
             p.extend(c.detect.problems(&format!("{key}.detect")));
+            if !(0.0..=3650.0).contains(&c.min_days) || !(0.0..=3650.0).contains(&c.max_days) {
+                p.push(format!(
+                    "{key}.min_days/max_days: {} / {} must be within 0..3650 days",
+                    c.min_days, c.max_days
+                ));
+            } else if c.max_days < c.min_days {
+                p.push(format!(
+                    "{key}.max_days: {} is below min_days {}; raise max_days or lower min_days",
+                    c.max_days, c.min_days
+                ));
+            } else if c.record && c.max_days * 86400.0 < self.recording.piece_seconds * 2.0 {
+                p.push(format!(
+                    "{key}.max_days: {} keeps less than two pieces ({} s each); raise it",
+                    c.max_days, self.recording.piece_seconds
+                ));
+            }
         }
         p
+    }
+
+    /// Where the recording store is: `[recording] dir`, else `recordings` beside the
+    /// chain state directory (`vigil-state/recordings` by default).
+    pub fn recording_dir(&self) -> PathBuf {
+        self.recording.dir.clone().unwrap_or_else(|| {
+            self.chain_dir
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("recordings")
+        })
+    }
+
+    /// True when at least one camera records.
+    pub fn records(&self) -> bool {
+        self.cameras.iter().any(|c| c.record)
     }
 }
 

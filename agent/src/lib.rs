@@ -30,6 +30,7 @@ pub mod live;
 pub mod metrics;
 pub mod outbox;
 pub mod record;
+pub mod recording;
 pub mod runtime;
 pub mod seal;
 pub mod uplink;

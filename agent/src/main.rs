@@ -133,6 +133,26 @@ enum Command {
         #[arg(long, default_value_t = 600.0)]
         timeout_seconds: f64,
     },
+    /// Write an evidence bundle of a camera's recorded window from this box's recording
+    /// store (no hub needed). Check it with `vigil-verify OUT --trust agent.pem`.
+    /// Prints a JSON summary.
+    Export {
+        /// Agent config file (key, chain state and recording store are used).
+        #[arg(long)]
+        config: PathBuf,
+        /// Camera id.
+        #[arg(long)]
+        camera: String,
+        /// Window start, RFC 3339 (e.g. 2026-12-04T10:00:00Z).
+        #[arg(long)]
+        from: String,
+        /// Window end, RFC 3339.
+        #[arg(long)]
+        to: String,
+        /// Bundle directory (or a path ending in .zip); must not exist.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Generate this box's signing key (ECDSA P-256, file mode 0600).
     Keygen {
         /// Where to write the private key (refuses to overwrite).
@@ -316,6 +336,30 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
             camera_timeout_seconds,
         } => doctor::doctor(&config, json, Duration::from_secs(camera_timeout_seconds)),
+        Command::Export {
+            config,
+            camera,
+            from,
+            to,
+            out,
+        } => {
+            let config = vigil_agent::config::AgentConfig::load(&config)?;
+            let parse = |name: &str, v: &str| {
+                time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| {
+                        anyhow::anyhow!("--{name} {v:?} is not an RFC 3339 time ({e}); write e.g. 2026-12-04T10:00:00Z")
+                    })
+            };
+            let summary = vigil_agent::recording::export::export(
+                &config,
+                &camera,
+                parse("from", &from)?,
+                parse("to", &to)?,
+                &out,
+            )?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keygen { key } => {
             let k = vigil_evidence::keys::SigningKey::generate(&key)?;
             println!("key_id: {}", k.key_id());

@@ -360,6 +360,19 @@ impl Outbox {
     }
 }
 
+/// Kinds of chain record spooled under `records/` (the last `-` part of the name).
+pub const RECORD_KINDS: [&str; 3] = ["chain_reset", "piece", "deletion"];
+
+/// The record kind of a `records/<ns>-<camera>-<kind>.{json,sig}` name.
+pub fn record_kind(name: &str) -> Option<&'static str> {
+    let stem = name
+        .strip_suffix(".json")
+        .or_else(|| name.strip_suffix(".sig"))?;
+    RECORD_KINDS
+        .into_iter()
+        .find(|k| stem.ends_with(&format!("-{k}")))
+}
+
 /// Camera id and seq from a clip directory's manifest, when readable.
 fn read_manifest_ids(dir: &Path) -> (Option<String>, Option<u64>) {
     let v = std::fs::read(dir.join("manifest.json"))
@@ -392,8 +405,10 @@ fn camera_from_name(path: &Path) -> Option<String> {
                 }
             }
         }
-        if let Some(camera) = stem.strip_suffix("-chain_reset") {
-            return Some(camera.to_string());
+        for kind in RECORD_KINDS {
+            if let Some(camera) = stem.strip_suffix(&format!("-{kind}")) {
+                return Some(camera.to_string());
+            }
         }
     }
     None

@@ -176,6 +176,7 @@ pub fn record(req: &RecordRequest) -> Result<RecordSummary, RecordError> {
                 chain: &mut chain,
                 agent_id: &req.agent_id,
                 model: None,
+                ledger: None,
             };
             let (signed, muxed) = sealer.seal(
                 &req.camera.id,
@@ -185,6 +186,7 @@ pub fn record(req: &RecordRequest) -> Result<RecordSummary, RecordError> {
                     clip_id: uuid::Uuid::now_v7(),
                     events: Vec::new(),
                     part: None,
+                    piece: None,
                 },
                 &req.out,
             )?;

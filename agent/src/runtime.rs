@@ -95,7 +95,31 @@ pub fn run(
     let (tx, rx) = mpsc::channel::<EventMessage>();
     let service = Arc::new(DetectService::spawn(analyzers, tx)?);
     let version = env!("CARGO_PKG_VERSION");
-    let mut cameras: HashMap<String, CameraRuntime> = HashMap::new();
+    let mut recording = match config.records() {
+        true => {
+            let policies = config
+                .cameras
+                .iter()
+                .filter(|c| c.record)
+                .map(|c| {
+                    (
+                        c.id.clone(),
+                        crate::recording::Policy {
+                            min_days: c.min_days,
+                            max_days: c.max_days,
+                        },
+                    )
+                })
+                .collect();
+            Some(crate::recording::Recording::open(
+                &config.recording,
+                &config.recording_dir(),
+                policies,
+            )?)
+        }
+        false => None,
+    };
+    let ledger = recording.as_ref().map(|r| r.store.ledger());
     for c in &config.cameras {
         let reset = match chain.ensure_segment(
             &key,
@@ -117,6 +141,25 @@ pub fn run(
                 &reset.signature_file(),
             )?;
         }
+        if let Some(l) = &ledger {
+            // The segment's reset opens the camera's ledger slice (idempotent).
+            l.put(&vigil_evidence::chain::ChainRecord::Reset(
+                chain.segment_reset(&c.id)?,
+            ))?;
+        }
+    }
+    if let Some(rec) = recording.as_mut() {
+        let mut sealer = Sealer {
+            key: &key,
+            chain: &mut chain,
+            agent_id: &config.agent_id,
+            model: model.clone(),
+            ledger: ledger.clone(),
+        };
+        rec.recover(&mut sealer, &outbox)?;
+    }
+    let mut cameras: HashMap<String, CameraRuntime> = HashMap::new();
+    for c in &config.cameras {
         let ring = Arc::new(Mutex::new(GopRing::new(
             Duration::from_secs_f64(c.pre_roll_seconds + c.max_clip_seconds + 10.0),
             (c.ring_max_mib as usize) << 20,
@@ -127,9 +170,18 @@ pub fn run(
         settings.decode_threads = c.decode_threads;
         let r2 = ring.clone();
         let s2 = service.clone();
-        let camera = Camera::spawn(
+        let stats = Arc::new(crate::ingest::camera::CameraStats::default());
+        let recorder = match recording.as_mut() {
+            Some(rec) if c.record => Some(rec.recorder(&c.id, stats.clone())),
+            _ => None,
+        };
+        let camera = Camera::spawn_with_stats(
             settings,
+            stats,
             Arc::new(move |u| {
+                if let Some(rec) = &recorder {
+                    rec.push(&u);
+                }
                 if let Ok(mut r) = r2.lock() {
                     r.push(u);
                 }
@@ -209,6 +261,9 @@ pub fn run(
         }
         None => None,
     };
+    if let Some(rec) = recording.as_mut() {
+        rec.start_sync()?;
+    }
     tracing::info!(cameras = cameras.len(), "Agent running");
     let started = Instant::now();
     let mut ctx = SignContext {
@@ -217,6 +272,7 @@ pub fn run(
             chain: &mut chain,
             agent_id: &config.agent_id,
             model,
+            ledger,
         },
         outbox: &outbox,
         counters: &counters,
@@ -239,6 +295,9 @@ pub fn run(
         for cam in cameras.values_mut() {
             flush_ready(cam, &mut ctx, false)?;
         }
+        if let Some(rec) = recording.as_mut() {
+            rec.seal_ready(&mut ctx.sealer, ctx.outbox)?;
+        }
         if let Some(period) = watchdog {
             if last_ping.is_none_or(|t| t.elapsed() >= period / 3) {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
@@ -259,6 +318,9 @@ pub fn run(
     }
     for cam in cameras.values_mut() {
         flush_ready(cam, &mut ctx, true)?;
+    }
+    if let Some(rec) = recording.as_mut() {
+        rec.drain(&mut ctx.sealer, ctx.outbox)?;
     }
     // Every outbox write above was fsynced before its rename; the directories too.
     for sub in crate::outbox::KINDS {
@@ -430,6 +492,7 @@ fn flush_ready(cam: &mut CameraRuntime, ctx: &mut SignContext, drain: bool) -> a
                 clip_id,
                 events: cut.events,
                 part,
+                piece: None,
             },
             &dir,
         )?;

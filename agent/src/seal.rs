@@ -12,7 +12,7 @@ use vigil_evidence::clip::ClipDescription;
 use vigil_evidence::clipdir::{CLIP_FILE, MANIFEST_FILE, PUBKEY_FILE, SIGNATURE_FILE};
 use vigil_evidence::keys::SigningKey;
 use vigil_evidence::manifest::{
-    ClockSync, EventRef, ManifestDraft, ModelInfo, PartInfo, SignedManifest,
+    ClockSync, EventRef, ManifestDraft, ModelInfo, PartInfo, PieceInfo, SignedManifest,
 };
 use vigil_evidence::record::Signed;
 
@@ -29,6 +29,8 @@ pub struct Sealer<'a> {
     pub agent_id: &'a str,
     /// Detector that found the events (name + SHA-256 of the model file), if any.
     pub model: Option<ModelInfo>,
+    /// The recording store's ledger: every manifest goes in before it is committed.
+    pub ledger: Option<crate::recording::store::Ledger>,
 }
 
 /// What the manifest says about a clip beyond its video.
@@ -39,6 +41,8 @@ pub struct ClipMeta {
     pub events: Vec<EventRef>,
     /// Position in a long recording split into parts.
     pub part: Option<PartInfo>,
+    /// Set for a piece of continuous recording.
+    pub piece: Option<PieceInfo>,
 }
 
 /// Why a clip could not be sealed.
@@ -142,6 +146,7 @@ impl Sealer<'_> {
             clip: description,
             model: self.model.clone(),
             part: meta.part,
+            piece: meta.piece,
         }
         .into_manifest(self.key.key_id(), link);
         let signed: SignedManifest = Signed::sign(&manifest, self.key)?;
@@ -153,6 +158,13 @@ impl Sealer<'_> {
         }
         let tmp = tmp_path(dir);
         write_tmp_dir(&tmp, &muxed.mp4, &signed, &self.key.public_key())?;
+        if let Some(ledger) = &self.ledger {
+            ledger
+                .put(&vigil_evidence::chain::ChainRecord::Manifest(
+                    signed.clone(),
+                ))
+                .map_err(|e| SealError::Io(e.to_string()))?;
+        }
         self.chain.commit(&signed)?;
         std::fs::rename(&tmp, dir).map_err(|e| {
             SealError::Io(format!("cannot rename {} into place: {e}", tmp.display()))
@@ -313,6 +325,7 @@ mod tests {
             chain: &mut chain,
             agent_id: "a1",
             model: None,
+            ledger: None,
         };
         let seal = |sealer: &mut Sealer| {
             let clip_id = uuid::Uuid::now_v7();
@@ -321,6 +334,7 @@ mod tests {
                 clip_id,
                 events: Vec::new(),
                 part: None,
+                piece: None,
             };
             let (signed, _) = ok(sealer.seal_prepared("cam1", prepared(&mp4), meta, &d));
             (d, signed.record().seq)

@@ -53,6 +53,45 @@ pub struct Manifest {
     pub model: Option<ModelInfo>,
     /// Set when a long recording was split into several clips.
     pub part: Option<PartInfo>,
+    /// Set on a piece of continuous recording (docs/evidence.md §4.1). Absent, not
+    /// `null`, on event clips, so manifests written before the field existed keep
+    /// their canonical bytes; `"piece": null` is therefore not canonical.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub piece: Option<PieceInfo>,
+}
+
+/// A piece of a camera's continuous recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PieceInfo {
+    /// True when the piece was rebuilt from the capture journal after the agent
+    /// stopped without sealing it (crash, power cut): it ends where the journal did.
+    pub recovered: bool,
+    /// What came right before the piece's first frame.
+    pub start_reason: PieceStart,
+}
+
+/// Why a piece starts where it does: says whether time before it was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PieceStart {
+    /// Follows the previous piece of the same stream without a gap.
+    Continues,
+    /// First piece after the agent (re)started: nothing was recorded while it was down.
+    AgentStart,
+    /// First piece after the camera's stream was lost and reconnected.
+    StreamRestart,
+}
+
+impl PieceStart {
+    /// The snake_case name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PieceStart::Continues => "continues",
+            PieceStart::AgentStart => "agent_start",
+            PieceStart::StreamRestart => "stream_restart",
+        }
+    }
 }
 
 /// State of the agent's clock when the clip was recorded.
@@ -149,6 +188,8 @@ pub struct ManifestDraft {
     pub model: Option<ModelInfo>,
     /// See [`Manifest::part`].
     pub part: Option<PartInfo>,
+    /// See [`Manifest::piece`].
+    pub piece: Option<PieceInfo>,
 }
 
 /// Where a new record goes in a camera's chain.
@@ -193,7 +234,15 @@ impl ManifestDraft {
             gops: c.gops,
             model: self.model,
             part: self.part,
+            piece: self.piece,
         }
+    }
+}
+
+impl Manifest {
+    /// True for a piece of continuous recording, false for an event clip.
+    pub fn is_piece(&self) -> bool {
+        self.piece.is_some()
     }
 }
 

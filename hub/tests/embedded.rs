@@ -199,6 +199,7 @@ fn sign(dir: &Path, key: &SigningKey, bytes: &[u8]) -> SignedManifest {
                 clip: ClipDescription::from_mp4(bytes).unwrap(),
                 model: None,
                 part: None,
+                piece: None,
             },
         )
         .unwrap()

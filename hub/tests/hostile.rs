@@ -104,6 +104,7 @@ fn sign(key: &SigningKey, chain: &mut ChainStore, agent: &str, bytes: &[u8]) -> 
                 clip: ClipDescription::from_mp4(bytes).expect("sample clip parses"),
                 model: None,
                 part: None,
+                piece: None,
             },
         )
         .expect("sign")

@@ -91,6 +91,7 @@ impl FakeAgent {
             clip: ClipDescription::from_mp4(bytes).unwrap(),
             model: None,
             part: None,
+            piece: None,
         };
         self.chain.sign_clip(&self.key, draft).unwrap()
     }

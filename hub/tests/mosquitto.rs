@@ -99,6 +99,7 @@ async fn fake_agent_delivers_a_clip_through_mosquitto() {
                 clip: ClipDescription::from_mp4(&bytes).unwrap(),
                 model: None,
                 part: None,
+                piece: None,
             },
         )
         .unwrap();

@@ -138,6 +138,12 @@ pub struct CameraStats {
     since: Mutex<time::OffsetDateTime>,
 }
 
+impl Default for CameraStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl CameraStats {
     fn new() -> Self {
         CameraStats {
@@ -217,8 +223,18 @@ impl Camera {
         on_unit: UnitSink,
         on_frame: Option<FrameSink>,
     ) -> std::io::Result<Camera> {
+        Self::spawn_with_stats(settings, Arc::new(CameraStats::new()), on_unit, on_frame)
+    }
+
+    /// Like [`Camera::spawn`] with counters the caller already shares (the recorder
+    /// reads the stream's caps from them).
+    pub fn spawn_with_stats(
+        settings: CameraSettings,
+        stats: Arc<CameraStats>,
+        on_unit: UnitSink,
+        on_frame: Option<FrameSink>,
+    ) -> std::io::Result<Camera> {
         gst::init().map_err(|e| std::io::Error::other(format!("GStreamer: {e}")))?;
-        let stats = Arc::new(CameraStats::new());
         let shutdown = Arc::new(AtomicBool::new(false));
         let (s, sd) = (stats.clone(), shutdown.clone());
         let thread = std::thread::Builder::new()

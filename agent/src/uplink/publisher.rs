@@ -289,8 +289,13 @@ impl Publisher {
                         tracing::warn!(path = %path.display(), "Chain record without its .sig; not publishing it");
                         continue;
                     };
+                    let Some(kind) = crate::outbox::record_kind(name) else {
+                        tracing::error!(path = %path.display(), "A chain record of unknown kind; moved to outbox/rejected for inspection");
+                        self.set_aside(&path, sub);
+                        continue;
+                    };
                     serde_json::json!({
-                        "kind": "chain_reset",
+                        "kind": kind,
                         "record_b64": base64::engine::general_purpose::STANDARD.encode(&bytes),
                         "signature": sig,
                         "entry": entry,

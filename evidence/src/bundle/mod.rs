@@ -176,6 +176,14 @@ impl BundleWriter {
         self.put(CUSTODY_FILE, jsonl)
     }
 
+    /// Adds `window.json`: the camera and time window the bundle was exported for,
+    /// so the verifier checks the pieces cover it (docs/evidence.md §7).
+    pub fn add_window(&mut self, window: &crate::verify::window::Window) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(window)
+            .map_err(|e| Error::Bundle(format!("cannot encode the window ({e})")))?;
+        self.put(crate::verify::window::WINDOW_FILE, &bytes)
+    }
+
     /// Writes `manifest-sha256.txt` and makes the bundle durable.
     pub fn finish(mut self) -> Result<()> {
         let list = checksum_list(&self.written);

@@ -6,6 +6,7 @@ pub mod records;
 pub mod store;
 
 pub use records::{
-    ChainHead, ChainRecord, ChainReset, Checkpoint, ResetReason, SignedChainReset, SignedCheckpoint,
+    ChainHead, ChainRecord, ChainReset, Checkpoint, DeletedPiece, Deletion, DeletionReason,
+    ResetReason, SignedChainReset, SignedCheckpoint, SignedDeletion, MAX_DELETED_PIECES,
 };
 pub use store::ChainStore;

@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::records::{
-    ChainHead, ChainReset, Checkpoint, ResetReason, SignedChainReset, SignedCheckpoint,
+    ChainHead, ChainReset, Checkpoint, DeletedPiece, Deletion, DeletionReason, ResetReason,
+    SignedChainReset, SignedCheckpoint, SignedDeletion,
 };
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
@@ -262,25 +263,88 @@ impl ChainStore {
     /// this returns may the manifest be released (written to the outbox or published).
     pub fn commit(&mut self, manifest: &SignedManifest) -> Result<()> {
         let m = manifest.record();
-        let mut s = self.current(&m.camera_id)?;
-        let link = self.next_link(&m.camera_id)?;
-        if (m.segment_id, m.seq, m.prev_manifest_sha256)
-            != (link.segment_id, link.seq, link.prev_manifest_sha256)
-        {
+        let link = ChainLink {
+            segment_id: m.segment_id,
+            seq: m.seq,
+            prev_manifest_sha256: m.prev_manifest_sha256,
+        };
+        self.commit_link(&m.camera_id, link, m.key_id, manifest.sha256(), "manifest")
+    }
+
+    /// Records a deletion record as the camera's new head (same rules as [`ChainStore::commit`]).
+    pub fn commit_deletion(&mut self, deletion: &SignedDeletion) -> Result<()> {
+        let d = deletion.record();
+        let link = ChainLink {
+            segment_id: d.segment_id,
+            seq: d.seq,
+            prev_manifest_sha256: d.prev_manifest_sha256,
+        };
+        self.commit_link(
+            &d.camera_id,
+            link,
+            d.key_id,
+            deletion.sha256(),
+            "deletion record",
+        )
+    }
+
+    fn commit_link(
+        &mut self,
+        camera_id: &str,
+        at: ChainLink,
+        key_id: Sha256Digest,
+        sha256: Sha256Digest,
+        what: &str,
+    ) -> Result<()> {
+        let mut s = self.current(camera_id)?;
+        let link = self.next_link(camera_id)?;
+        if at != link {
             return Err(Error::Chain(format!(
-                "manifest for camera {:?} has seq {} in segment {}, but the next link is seq {} in segment {}",
-                m.camera_id, m.seq, m.segment_id, link.seq, link.segment_id
+                "{what} for camera {camera_id:?} has seq {} in segment {}, but the next link is seq {} in segment {}",
+                at.seq, at.segment_id, link.seq, link.segment_id
             )));
         }
-        if m.key_id != s.key_id {
+        if key_id != s.key_id {
             return Err(Error::Chain(format!(
-                "manifest is signed by key {}, the segment by {}",
-                m.key_id, s.key_id
+                "{what} is signed by key {key_id}, the segment by {}",
+                s.key_id
             )));
         }
-        s.head_seq = m.seq;
-        s.head_sha256 = manifest.sha256();
+        s.head_seq = at.seq;
+        s.head_sha256 = sha256;
         self.save(s)
+    }
+
+    /// Signs and commits a deletion record at the camera's next link, naming `pieces`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sign_deletion(
+        &mut self,
+        key: &SigningKey,
+        agent_version: &str,
+        camera_id: &str,
+        time: OffsetDateTime,
+        reason: DeletionReason,
+        detail: &str,
+        pieces: Vec<DeletedPiece>,
+    ) -> Result<SignedDeletion> {
+        let s = self.current(camera_id)?;
+        let link = self.next_link(camera_id)?;
+        let d = Deletion {
+            agent_id: s.agent_id.clone(),
+            agent_version: agent_version.to_string(),
+            key_id: key.key_id(),
+            camera_id: camera_id.to_string(),
+            segment_id: link.segment_id,
+            seq: link.seq,
+            prev_manifest_sha256: link.prev_manifest_sha256,
+            time,
+            reason,
+            detail: detail.to_string(),
+            pieces,
+        };
+        let signed = Signed::sign(&d, key)?;
+        self.commit_deletion(&signed)?;
+        Ok(signed)
     }
 
     /// Builds, signs and commits the next manifest for the draft's camera.

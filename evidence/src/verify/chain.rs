@@ -54,7 +54,10 @@ fn pairs(ctx: &mut Ctx, dir: &str) -> Result<Vec<RecordFiles>> {
     Ok(out)
 }
 
-pub(super) fn verify_chain(ctx: &mut Ctx, clips: &[ClipOutcome]) -> Result<()> {
+/// Checks the chain slice; returns every record whose signature verified (for the
+/// window check).
+pub(super) fn verify_chain(ctx: &mut Ctx, clips: &[ClipOutcome]) -> Result<Vec<ChainRecord>> {
+    let mut verified = Vec::new();
     let mut entries: BTreeMap<(String, Uuid), Vec<Entry>> = BTreeMap::new();
     for (base, json, sig) in pairs(ctx, "chain/")? {
         let subject = format!("{base}.json");
@@ -82,8 +85,10 @@ pub(super) fn verify_chain(ctx: &mut Ctx, clips: &[ClipOutcome]) -> Result<()> {
         let ok = match &record {
             ChainRecord::Manifest(m) => ctx.check_signature(&subject, m),
             ChainRecord::Reset(r) => ctx.check_signature(&subject, r),
+            ChainRecord::Deletion(d) => ctx.check_signature(&subject, d),
         };
         if ok {
+            verified.push(record.clone());
             add(&mut entries, subject, record, None);
         }
     }
@@ -132,7 +137,7 @@ pub(super) fn verify_chain(ctx: &mut Ctx, clips: &[ClipOutcome]) -> Result<()> {
             .collect();
         segment_checks(ctx, &camera, segment, group, &cps);
     }
-    Ok(())
+    Ok(verified)
 }
 
 fn add(
@@ -248,25 +253,57 @@ fn segment_checks(
             )).seq(0));
         }
     }
-    // Clips between the first and last exported clip must all be present.
-    let clip_seqs: Vec<u64> = firsts
+    // Clips between the first and last exported clip must all be present, per kind:
+    // a window export carries recorded pieces, an event export event clips, and the
+    // other kind's manifests in between are in the slice only to link the chain.
+    // A piece named by a deletion record in the slice is explained, not missing.
+    let deleted: BTreeMap<u64, (String, String)> = firsts
         .iter()
-        .filter_map(|e| {
-            by_seq[&e.seq]
+        .filter_map(|e| e.record.deletion().map(|d| (e, d)))
+        .flat_map(|(e, d)| {
+            let when = crate::record::utc_ms::format(&d.time);
+            let why = format!(
+                "{} at {when} by {} ({})",
+                e.source,
+                d.reason.as_str(),
+                d.detail
+            );
+            d.pieces
                 .iter()
-                .find(|x| x.clip_dir.is_some())
-                .map(|_| e.seq)
+                .filter(move |p| p.segment_id == segment)
+                .map(move |p| (p.seq, (why.clone(), p.manifest_sha256.to_hex())))
         })
         .collect();
-    if let (Some(&lo), Some(&hi)) = (clip_seqs.first(), clip_seqs.last()) {
+    let exported = |e: &Entry| by_seq[&e.seq].iter().any(|x| x.clip_dir.is_some());
+    let clip_seqs: Vec<u64> = firsts
+        .iter()
+        .filter(|e| exported(e))
+        .map(|e| e.seq)
+        .collect();
+    for piece in [false, true] {
+        let of_kind = |e: &&&Entry| e.record.manifest().is_some_and(|m| m.is_piece() == piece);
+        let seqs: Vec<u64> = firsts
+            .iter()
+            .filter(of_kind)
+            .filter(|e| exported(e))
+            .map(|e| e.seq)
+            .collect();
+        let (Some(&lo), Some(&hi)) = (seqs.first(), seqs.last()) else {
+            continue;
+        };
         for e in firsts
             .iter()
-            .filter(|e| e.seq > lo && e.seq < hi && e.record.manifest().is_some())
+            .filter(of_kind)
+            .filter(|e| e.seq > lo && e.seq < hi && !exported(e))
         {
-            if !clip_seqs.contains(&e.seq) {
-                ctx.push(Check::missing("chain.clip", &subject, format!(
-                    "Clip of seq {} is not in the bundle, although its manifest ({}) is in the chain slice.", e.seq, e.source
-                )).seq(e.seq));
+            let what = if piece { "Recorded piece" } else { "Clip" };
+            match deleted.get(&e.seq) {
+                Some((why, sha)) if *sha == e.sha.to_hex() => ctx.push(Check::warn("chain.clip", &subject, format!(
+                    "{what} of seq {} ({}) was deleted by policy: {why}.", e.seq, e.source
+                )).seq(e.seq)),
+                _ => ctx.push(Check::missing("chain.clip", &subject, format!(
+                    "{what} of seq {} is not in the bundle, although its manifest ({}) is in the chain slice.", e.seq, e.source
+                )).seq(e.seq)),
             }
         }
     }

@@ -10,6 +10,7 @@ mod chain;
 mod clip;
 mod gops;
 pub mod report;
+pub mod window;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -161,7 +162,8 @@ pub fn verify_path(path: &Path, trusted: &[PublicKey]) -> Result<Report> {
                     .map(|(d, _)| format!("clips/{d}/"))
             })
             .collect();
-        if dirs.is_empty() {
+        let window = window::read_window(&mut ctx)?;
+        if dirs.is_empty() && window.is_none() {
             ctx.push(Check::fail(
                 "bundle.clips",
                 "clips/",
@@ -175,7 +177,10 @@ pub fn verify_path(path: &Path, trusted: &[PublicKey]) -> Result<Report> {
             clips.extend(o.summary.clone());
             outcomes.push(o);
         }
-        chain::verify_chain(&mut ctx, &outcomes)?;
+        let records = chain::verify_chain(&mut ctx, &outcomes)?;
+        if let Some(w) = window {
+            window::verify_window(&mut ctx, &w, &outcomes, &records);
+        }
         verify_checksums(&mut ctx)?;
     }
     trust_checks(&mut ctx);

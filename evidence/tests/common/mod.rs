@@ -161,6 +161,7 @@ impl Agent {
             clip: ClipDescription::from_mp4(bytes).unwrap(),
             model: None,
             part: None,
+            piece: None,
         }
     }
 

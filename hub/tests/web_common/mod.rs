@@ -383,6 +383,7 @@ impl FakeAgent {
             clip: vigil_evidence::clip::ClipDescription::from_mp4(bytes).unwrap(),
             model: None,
             part: None,
+            piece: None,
         };
         let m = self.chain.sign_clip(&self.key, draft).unwrap();
         let chunk = vigil_hub::ingest::CHUNK_SIZE;
