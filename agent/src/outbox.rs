@@ -4,7 +4,7 @@
 //! ```text
 //! outbox/clips/<clip_id>/{manifest.json, manifest.sig, pubkey.pem, clip.mp4}
 //! outbox/events/<unix_ns>-<camera>-<event_id>-<phase>.json
-//! outbox/records/<unix_ns>-<camera>-chain_reset.{sig,json}
+//! outbox/records/<unix_ns>-<camera>-{chain_reset,piece,manifest,deletion}.{sig,json}
 //! outbox/drops/<unix_ns>-<camera>-<what>.json          drop reports (docs/mqtt.md `drops`)
 //! ```
 //!
@@ -361,7 +361,7 @@ impl Outbox {
 }
 
 /// Kinds of chain record spooled under `records/` (the last `-` part of the name).
-pub const RECORD_KINDS: [&str; 3] = ["chain_reset", "piece", "deletion"];
+pub const RECORD_KINDS: [&str; 4] = ["chain_reset", "piece", "manifest", "deletion"];
 
 /// The record kind of a `records/<ns>-<camera>-<kind>.{json,sig}` name.
 pub fn record_kind(name: &str) -> Option<&'static str> {

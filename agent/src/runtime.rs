@@ -496,6 +496,17 @@ fn flush_ready(cam: &mut CameraRuntime, ctx: &mut SignContext, drain: bool) -> a
             },
             &dir,
         )?;
+        if ctx.sealer.ledger.is_some() {
+            // With recording on, pieces' manifests reach the hub as records ahead of
+            // any clip transfer; announcing the clip's manifest the same way keeps the
+            // hub's view of the chain in seq order (no false gap while it transfers).
+            ctx.outbox.put_record(
+                &cam.config.id,
+                "manifest",
+                signed.canonical_bytes(),
+                &signed.signature_file(),
+            )?;
+        }
         ctx.counters
             .clip_sealed(&cam.config.id, signed.record().file.size);
         ctx.outbox.notify_new_entry();

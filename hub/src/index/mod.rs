@@ -32,7 +32,38 @@ pub struct AgentRow {
     pub revoked_at: Option<i64>,
 }
 
-/// The parts of a stored clip the chain check needs.
+/// A chain position the hub knows from a record (docs/architecture.md, completeness).
+#[derive(Debug, Clone)]
+pub struct ChainLinkRow {
+    /// Agent.
+    pub agent_id: String,
+    /// Camera.
+    pub camera_id: String,
+    /// Segment.
+    pub segment_id: String,
+    /// Seq.
+    pub seq: u64,
+    /// `piece`, `clip` or `deletion`.
+    pub kind: &'static str,
+    /// Piece or clip id; the record's hash for a deletion.
+    pub id: String,
+    /// SHA-256 of the record.
+    pub manifest_sha256: String,
+    /// What it links back to.
+    pub prev_manifest_sha256: String,
+    /// Manifest start, Unix ms.
+    pub start_ms: Option<i64>,
+    /// Manifest end, Unix ms.
+    pub end_ms: Option<i64>,
+    /// Clip file size.
+    pub size: Option<u64>,
+    /// A piece recovered after a crash.
+    pub recovered: bool,
+    /// A piece's start reason.
+    pub start_reason: Option<&'static str>,
+}
+
+/// A chain position next to the one being checked.
 #[derive(Debug, Clone)]
 pub struct ChainNeighbour {
     /// Clip at that position.
@@ -221,7 +252,11 @@ impl Index {
         self.conn
             .query_row(
                 "SELECT clip_id, manifest_sha256, prev_manifest_sha256 FROM clips
-                 WHERE agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3 AND seq = ?4",
+                 WHERE agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3 AND seq = ?4
+                 UNION ALL
+                 SELECT id, manifest_sha256, prev_manifest_sha256 FROM chain_links
+                 WHERE agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3 AND seq = ?4
+                 LIMIT 1",
                 params![agent_id, camera_id, segment_id, seq_sql(seq)],
                 |r| {
                     Ok(ChainNeighbour {
@@ -234,7 +269,7 @@ impl Index {
             .optional()
     }
 
-    /// Highest stored seq of a segment.
+    /// Highest stored seq of a segment (clips and records alike).
     pub fn last_seq(
         &self,
         agent_id: &str,
@@ -242,11 +277,61 @@ impl Index {
         segment_id: &str,
     ) -> rusqlite::Result<Option<u64>> {
         let v: Option<i64> = self.conn.query_row(
-            "SELECT MAX(seq) FROM clips WHERE agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3",
+            "SELECT MAX(seq) FROM (
+                 SELECT seq FROM clips WHERE agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3
+                 UNION ALL
+                 SELECT seq FROM chain_links WHERE agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3)",
             params![agent_id, camera_id, segment_id],
             |r| r.get(0),
         )?;
         Ok(v.and_then(|v| u64::try_from(v).ok()))
+    }
+
+    /// Stores a chain position known from a record (idempotent on the position).
+    pub fn insert_link(&self, l: &ChainLinkRow) -> rusqlite::Result<bool> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO chain_links
+             (agent_id, camera_id, segment_id, seq, kind, id, manifest_sha256, prev_manifest_sha256,
+              start_ms, end_ms, size, recovered, start_reason, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![
+                l.agent_id,
+                l.camera_id,
+                l.segment_id,
+                seq_sql(l.seq),
+                l.kind,
+                l.id,
+                l.manifest_sha256,
+                l.prev_manifest_sha256,
+                l.start_ms,
+                l.end_ms,
+                l.size.map(|s| s as i64),
+                l.recovered,
+                l.start_reason,
+                now()
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Marks the pieces a deletion record names as deleted by policy.
+    pub fn mark_deleted(
+        &self,
+        agent_id: &str,
+        camera_id: &str,
+        pieces: &[(String, u64)],
+        by_seq: u64,
+        reason: &str,
+        at_ms: i64,
+    ) -> rusqlite::Result<()> {
+        for (segment, seq) in pieces {
+            self.conn.execute(
+                "UPDATE chain_links SET deleted_seq = ?5, deleted_reason = ?6, deleted_at_ms = ?7
+                 WHERE agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3 AND seq = ?4 AND kind = 'piece'",
+                params![agent_id, camera_id, segment, seq_sql(*seq), seq_sql(by_seq), reason, at_ms],
+            )?;
+        }
+        Ok(())
     }
 
     /// SHA-256 of the segment's `chain_reset`, if the agent published it.

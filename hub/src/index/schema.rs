@@ -5,6 +5,7 @@
 //! | 0 | the first hub slice: agents, clips, chain_records, events, agent_status, alerts |
 //! | 1 | agents gain `mqtt_password_hash` and `revoked_at`; `agent_keys` (key history); alerts accept `outbox_drop`; `agent_health`, `camera_health`, `snapshots` |
 //! | 2 | alerts accept `forgery` (a login published or subscribed outside its own topics); `drop_reports` (each agent drop report once, so a resent one raises no second alert) |
+//! | 3 | `chain_links`: every chain position the hub knows from a record alone (recorded pieces, event-clip manifests announced ahead of their transfer, deletion records), with piece times and deletion state, for the completeness timeline |
 //!
 //! Invariants:
 //! 1. A migration runs in one transaction together with the `user_version` bump, so a
@@ -15,7 +16,7 @@
 use rusqlite::Connection;
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Version 0, as created by the first slice (`IF NOT EXISTS`: also a no-op on old databases).
 const V0: &str = "
@@ -150,6 +151,32 @@ CREATE TABLE drop_reports (
 );
 ";
 
+/// 2 → 3.
+const V3: &str = "
+CREATE TABLE chain_links (
+    agent_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    segment_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('piece', 'clip', 'deletion')),
+    id TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    prev_manifest_sha256 TEXT NOT NULL,
+    start_ms INTEGER,
+    end_ms INTEGER,
+    size INTEGER,
+    recovered INTEGER NOT NULL DEFAULT 0,
+    start_reason TEXT,
+    deleted_seq INTEGER,
+    deleted_reason TEXT,
+    deleted_at_ms INTEGER,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, camera_id, segment_id, seq)
+);
+CREATE INDEX chain_links_time ON chain_links (agent_id, camera_id, start_ms);
+CREATE INDEX chain_links_id ON chain_links (id);
+";
+
 /// Brings `conn` to [`SCHEMA_VERSION`] (invariants 1-3).
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -168,6 +195,9 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     }
     if version < 2 {
         tx.execute_batch(V2)?;
+    }
+    if version < 3 {
+        tx.execute_batch(V3)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

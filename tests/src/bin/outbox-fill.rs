@@ -155,6 +155,7 @@ fn main() -> Result<()> {
         chain: &mut chain,
         agent_id: &agent_id,
         model: None,
+        ledger: None,
     };
     for i in 0..clips {
         let start = i % windows;
@@ -167,6 +168,7 @@ fn main() -> Result<()> {
                 clip_id,
                 events: Vec::new(),
                 part: None,
+                piece: None,
             },
             &outbox.clip_dir(clip_id),
         )?;
