@@ -61,7 +61,7 @@ pub fn deliver(
         );
         std::thread::Builder::new()
             .name("uplink".into())
-            .spawn(move || crate::uplink::run(&agent_id, &uplink, ob, None, stop, st))?
+            .spawn(move || crate::uplink::run(&agent_id, &uplink, ob, None, stop, st, None))?
     };
     let mut connected_at: Option<Instant> = None;
     let mut left = start_stats.entries;

@@ -240,8 +240,10 @@ pub fn run(
     // Set only once the last clips are sealed: the uplink's shutdown drain must
     // not start (and find the outbox idle) before them.
     let uplink_drain = Arc::new(AtomicBool::new(false));
+    let (commands_tx, commands) = mpsc::channel::<crate::recording::commands::HubCommand>();
     let uplink = match &config.uplink {
         Some(u) => {
+            let commands_tx = commands_tx.clone();
             let (agent_id, u, ob, sd) = (
                 config.agent_id.clone(),
                 u.clone(),
@@ -253,7 +255,7 @@ pub fn run(
                 std::thread::Builder::new()
                     .name("uplink".into())
                     .spawn(move || {
-                        if let Err(e) = crate::uplink::run(&agent_id, &u, ob, Some(live), sd, stats) {
+                        if let Err(e) = crate::uplink::run(&agent_id, &u, ob, Some(live), sd, stats, Some(commands_tx)) {
                             tracing::error!(error = %e, "Uplink stopped; the outbox keeps everything");
                         }
                     })?,
@@ -296,6 +298,9 @@ pub fn run(
             flush_ready(cam, &mut ctx, false)?;
         }
         if let Some(rec) = recording.as_mut() {
+            while let Ok(c) = commands.try_recv() {
+                rec.command(c, ctx.outbox)?;
+            }
             rec.seal_ready(&mut ctx.sealer, ctx.outbox)?;
         }
         if let Some(period) = watchdog {

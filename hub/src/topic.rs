@@ -144,6 +144,11 @@ pub fn acks_topic(agent: &str) -> String {
 }
 
 /// Where the reply to `agent`'s doctor ping goes.
+pub fn commands_topic(agent: &str) -> String {
+    format!("{ROOT}{agent}/commands")
+}
+
+/// Where the hub answers an agent's doctor ping.
 pub fn doctor_reply_topic(agent: &str) -> String {
     format!("{ROOT}{agent}/doctor/reply")
 }

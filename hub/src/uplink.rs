@@ -143,6 +143,9 @@ struct Incoming {
     publish: rumqttc::Publish,
 }
 
+/// How often pending recording requests are looked at.
+const COMMANDS_EVERY: Duration = Duration::from_secs(2);
+
 /// Runs the hub's MQTT session until `shutdown` resolves, reconnecting with backoff.
 /// `stored` is notified after every handled message that is not
 /// [`quiet`](crate::ingest::Outcome::quiet)
@@ -170,11 +173,35 @@ pub async fn run(
     let (worker_generation, worker_qos0) = (generation.clone(), queued_qos0.clone());
     let mut worker = tokio::spawn(async move {
         let mut ingest = ingest;
-        while let Some(Incoming {
-            generation: gen,
-            publish: p,
-        }) = rx.recv().await
-        {
+        let mut commands_tick = tokio::time::interval(COMMANDS_EVERY);
+        commands_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next = tokio::select! {
+                m = rx.recv() => m,
+                _ = commands_tick.tick() => {
+                    // Pending pulls and holds go to their agents (ingest/commands.rs).
+                    let (back, due) = tokio::task::spawn_blocking(move || {
+                        let due = ingest.due_commands();
+                        (ingest, due)
+                    })
+                    .await
+                    .context("the ingest task panicked")?;
+                    ingest = back;
+                    for (t, body) in due {
+                        if let Err(e) = worker_client.publish(t, QoS::AtLeastOnce, false, body).await {
+                            tracing::warn!(error = %e, "Cannot queue a command for an agent");
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Some(Incoming {
+                generation: gen,
+                publish: p,
+            }) = next
+            else {
+                break;
+            };
             if p.qos == QoS::AtMostOnce {
                 worker_qos0.fetch_sub(1, Ordering::Relaxed);
             }

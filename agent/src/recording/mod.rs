@@ -25,6 +25,7 @@
 //!    between the record and the removal is finished at startup.
 //! 5. Held pieces are never deleted; `min_days` is broken only by `disk_full`.
 
+pub mod commands;
 pub mod export;
 pub mod journal;
 pub mod recorder;
@@ -548,9 +549,93 @@ impl Recording {
         };
         announce(&dir, outbox)?;
         let _ = std::fs::remove_file(&journal);
-        self.store
-            .add(store::entry_of(signed.record(), signed.sha256(), size));
+        let entry = store::entry_of(signed.record(), signed.sha256(), size);
+        if self.store.is_held(&entry) {
+            self.upload(&entry, outbox)?;
+        }
+        self.store.add(entry);
         tracing::info!(camera = %done.camera_id, piece = %done.piece_id, seq = signed.record().seq, bytes = size, recovered = done.recovered, "Recorded piece signed");
+        Ok(())
+    }
+
+    /// Carries out a hub command (pull, hold, release).
+    pub fn command(&mut self, c: commands::HubCommand, outbox: &Outbox) -> anyhow::Result<()> {
+        use commands::HubCommand;
+        match c {
+            HubCommand::Pull {
+                request_id,
+                camera_id,
+                from,
+                to,
+            } => {
+                let pieces = self.store.overlapping(&camera_id, from, to);
+                tracing::info!(request = %request_id, camera = %camera_id, pieces = pieces.len(), "Hub pulled a recorded window; uploading its pieces");
+                for p in &pieces {
+                    self.upload(p, outbox)?;
+                }
+            }
+            HubCommand::Hold {
+                hold_id,
+                camera_id,
+                from,
+                to,
+                reason,
+                case,
+            } => {
+                let known = self.store.holds().iter().any(|h| h.hold_id == hold_id);
+                self.store.set_hold(store::Hold {
+                    hold_id: hold_id.clone(),
+                    camera_id: camera_id.clone(),
+                    from,
+                    to,
+                    reason,
+                    case,
+                })?;
+                let pieces = self.store.overlapping(&camera_id, from, to);
+                if !known {
+                    tracing::info!(hold = %hold_id, camera = %camera_id, pieces = pieces.len(), "Legal hold set; its pieces are kept and uploaded");
+                }
+                for p in &pieces {
+                    self.upload(p, outbox)?;
+                }
+            }
+            HubCommand::Release { hold_id } => {
+                if self.store.release_hold(&hold_id)? {
+                    tracing::info!(hold = %hold_id, "Legal hold released; its pieces fall back under retention");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a sealed piece into the outbox as a clip (hard links: no second copy on
+    /// the box), unless it is there already. The uplink sends it like any clip.
+    fn upload(&self, p: &PieceEntry, outbox: &Outbox) -> anyhow::Result<()> {
+        use vigil_evidence::clipdir::{CLIP_FILE, MANIFEST_FILE, PUBKEY_FILE, SIGNATURE_FILE};
+        let dest = outbox.clip_dir(p.id);
+        if dest.exists() {
+            return Ok(());
+        }
+        let src = self.store.piece_dir(&p.camera_id, p.id);
+        let (_room, _drops) = outbox.make_room(p.size + 64 * 1024)?;
+        let tmp = crate::seal::tmp_path(&dest);
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        for f in [MANIFEST_FILE, SIGNATURE_FILE, PUBKEY_FILE, CLIP_FILE] {
+            if std::fs::hard_link(src.join(f), tmp.join(f)).is_err() {
+                // Another filesystem: a copy, fsynced.
+                std::fs::copy(src.join(f), tmp.join(f))?;
+                std::fs::File::open(tmp.join(f))?.sync_all()?;
+            }
+        }
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &dest)?;
+        if let Some(parent) = dest.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        outbox.notify_new_entry();
         Ok(())
     }
 

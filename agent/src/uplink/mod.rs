@@ -94,6 +94,7 @@ pub fn run(
     live: Option<Arc<dyn Live>>,
     shutdown: Arc<AtomicBool>,
     stats: Arc<UplinkStats>,
+    commands: Option<mpsc::Sender<crate::recording::commands::HubCommand>>,
 ) -> anyhow::Result<()> {
     let root = format!("vigil/v1/{agent_id}");
     let mut opts = config.mqtt_options(agent_id)?;
@@ -116,6 +117,7 @@ pub fn run(
         let _ = wake.send(Note::NewEntry);
     }));
     let acks_topic = format!("{root}/acks");
+    let commands_topic = format!("{root}/commands");
     // Set by the network thread the moment the link fails, before the note is
     // read: the publisher stops queueing into a dead session at once.
     let link_down = Arc::new(AtomicBool::new(true));
@@ -146,6 +148,19 @@ pub fn run(
                                 continue;
                             }
                         }
+                    }
+                    Ok(Event::Incoming(Incoming::Publish(p))) if p.topic == commands_topic => {
+                        match (
+                            crate::recording::commands::HubCommand::parse(&p.payload),
+                            &commands,
+                        ) {
+                            (Ok(c), Some(to)) => {
+                                let _ = to.send(c);
+                            }
+                            (Ok(_), None) => {}
+                            (Err(e), _) => tracing::warn!(error = %e, "Ignoring a hub command"),
+                        }
+                        continue;
                     }
                     Ok(_) => continue,
                     Err(e) => {

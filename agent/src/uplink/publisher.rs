@@ -145,11 +145,13 @@ impl Publisher {
     pub(super) fn on_connect(&mut self) {
         self.connected = true;
         self.forget_session();
-        if let Err(e) = self
-            .client
-            .try_subscribe(format!("{}/acks", self.root), QoS::AtLeastOnce)
-        {
-            tracing::warn!(error = %e, "Cannot subscribe to hub acks yet");
+        for sub in ["acks", "commands"] {
+            if let Err(e) = self
+                .client
+                .try_subscribe(format!("{}/{sub}", self.root), QoS::AtLeastOnce)
+            {
+                tracing::warn!(error = %e, topic = sub, "Cannot subscribe to the hub's topic yet");
+            }
         }
         let status = status_payload("online");
         self.send(

@@ -159,6 +159,12 @@ pub(crate) fn seq_sql(seq: u64) -> i64 {
 }
 
 impl Index {
+    /// The connection, for the few queries that live next to their feature
+    /// (recording requests, `ingest/commands.rs`).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Opens (creating, migrating) the index in WAL mode.
     pub fn open(path: &Path) -> anyhow::Result<Index> {
         let mut conn = Connection::open(path)?;

@@ -5,7 +5,7 @@
 //! | 0 | the first hub slice: agents, clips, chain_records, events, agent_status, alerts |
 //! | 1 | agents gain `mqtt_password_hash` and `revoked_at`; `agent_keys` (key history); alerts accept `outbox_drop`; `agent_health`, `camera_health`, `snapshots` |
 //! | 2 | alerts accept `forgery` (a login published or subscribed outside its own topics); `drop_reports` (each agent drop report once, so a resent one raises no second alert) |
-//! | 3 | `chain_links`: every chain position the hub knows from a record alone (recorded pieces, event-clip manifests announced ahead of their transfer, deletion records), with piece times and deletion state, for the completeness timeline |
+//! | 3 | `chain_links`: every chain position the hub knows from a record alone (recorded pieces, event-clip manifests announced ahead of their transfer, deletion records), with piece times and deletion state, for the completeness timeline; `recording_requests` (pulls and legal holds the ingest sends to agents) |
 //!
 //! Invariants:
 //! 1. A migration runs in one transaction together with the `user_version` bump, so a
@@ -175,6 +175,21 @@ CREATE TABLE chain_links (
 );
 CREATE INDEX chain_links_time ON chain_links (agent_id, camera_id, start_ms);
 CREATE INDEX chain_links_id ON chain_links (id);
+CREATE TABLE recording_requests (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('pull', 'hold')),
+    agent_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    from_ms INTEGER NOT NULL,
+    to_ms INTEGER NOT NULL,
+    case_number TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'complete', 'active', 'releasing', 'released')),
+    last_sent_at INTEGER,
+    completed_at INTEGER
+);
 ";
 
 /// Brings `conn` to [`SCHEMA_VERSION`] (invariants 1-3).

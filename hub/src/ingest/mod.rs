@@ -15,6 +15,7 @@
 
 mod chain;
 mod clip;
+mod commands;
 mod doctor;
 mod messages;
 mod telemetry;

@@ -30,6 +30,7 @@ pub mod live;
 pub mod login;
 pub mod media;
 pub mod pages;
+pub mod recordings;
 pub mod routes;
 pub mod security;
 pub mod server;

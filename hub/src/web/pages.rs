@@ -24,6 +24,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("alerts.html", include_str!("templates/alerts.html")),
     ("event.html", include_str!("templates/event.html")),
     ("search.html", include_str!("templates/search.html")),
+    ("recordings.html", include_str!("templates/recordings.html")),
     (
         "admin_users.html",
         include_str!("templates/admin_users.html"),
@@ -53,6 +54,11 @@ const STATIC: &[(&str, &str, &str)] = &[
         "app.js",
         "text/javascript; charset=utf-8",
         include_str!("static/app.js"),
+    ),
+    (
+        "recordings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("static/recordings.js"),
     ),
     (
         "login.js",
@@ -230,6 +236,20 @@ pub async fn search(
         &u,
         "Search",
         context! { nav => "search" },
+    )
+}
+
+/// `GET /recordings`: completeness timeline, pulls and holds.
+pub async fn recordings(
+    State(st): State<AppState>,
+    Auth(u, _): Auth<ViewerRole>,
+) -> Result<Html<String>, WebError> {
+    page(
+        &st,
+        "recordings.html",
+        &u,
+        "Recordings",
+        context! { nav => "recordings" },
     )
 }
 

@@ -10,14 +10,16 @@
 //! | `POST /api/events/{id}/ack|notes|flag`, `POST /api/alerts/{id}/ack` | operator |
 //! | `GET /events/{id}`, `/api/events`, `/api/events/{id}`, `/api/clips/{id}`, `/media/events/...`, `/media/clips/...` | operator, investigator |
 //! | `GET /search`, `/api/clips`, `/api/exports`, `/media/exports/{id}`, `POST /api/exports`, `POST /api/clips/{id}/verify` | investigator |
+//! | `GET /recordings`, `/api/recordings/cameras`, `/api/recordings/{agent}/{camera}/timeline`, `/api/recordings/requests` | operator, investigator |
+//! | `POST /api/recordings/requests`, `POST /api/recordings/requests/{id}/release` | investigator |
 //! | `/admin/*`, `/api/users*`, `/api/agents*`, `/api/settings`, `/api/audit*` | admin |
 
 use axum::routing::{get, post};
 use axum::Router;
 
 use super::{
-    admin, alerts, auth, cameras, clips, events, export, live, login, media, pages, security,
-    AppState,
+    admin, alerts, auth, cameras, clips, events, export, live, login, media, pages, recordings,
+    security, AppState,
 };
 
 /// Builds the router with the session/CSRF and security-header layers.
@@ -31,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts", get(pages::alerts))
         .route("/events/{id}", get(pages::event))
         .route("/search", get(pages::search))
+        .route("/recordings", get(pages::recordings))
         .route("/admin/users", get(pages::admin_users))
         .route("/admin/agents", get(pages::admin_agents))
         .route("/admin/settings", get(pages::admin_settings))
@@ -71,6 +74,19 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/exports",
             get(export::api_list).post(export::api_create),
+        )
+        .route("/api/recordings/cameras", get(recordings::api_cameras))
+        .route(
+            "/api/recordings/{agent}/{camera}/timeline",
+            get(recordings::api_timeline),
+        )
+        .route(
+            "/api/recordings/requests",
+            get(recordings::api_requests).post(recordings::api_request),
+        )
+        .route(
+            "/api/recordings/requests/{id}/release",
+            post(recordings::api_release),
         )
         // Admin
         .route(
