@@ -53,6 +53,38 @@ pub struct ExportRequest {
     /// Events whose stored clips are exported too.
     #[serde(default)]
     pub event_ids: Vec<String>,
+    /// A recorded window: its stored pieces are exported with `window.json`, so
+    /// `vigil-verify` checks they cover it (or names the missing seconds).
+    #[serde(default)]
+    pub window: Option<WindowRequest>,
+}
+
+/// The window of an export of recorded pieces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowRequest {
+    /// Agent.
+    pub agent_id: String,
+    /// Camera.
+    pub camera_id: String,
+    /// RFC 3339.
+    pub from: String,
+    /// RFC 3339.
+    pub to: String,
+}
+
+impl WindowRequest {
+    fn parse(&self) -> Result<vigil_evidence::verify::window::Window, WebError> {
+        let t = |name: &str, v: &str| {
+            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| WebError::BadRequest(format!("window.{name} {v:?} is not an RFC 3339 time ({e})")))
+        };
+        let (from, to) = (t("from", &self.from)?, t("to", &self.to)?);
+        if to <= from {
+            return Err(WebError::BadRequest("window.to must be after window.from".into()));
+        }
+        Ok(vigil_evidence::verify::window::Window::new(&self.camera_id, from, to))
+    }
 }
 
 /// Where an export's zip lives.
@@ -151,6 +183,26 @@ fn resolve(conn: &Connection, req: &ExportRequest) -> Result<Vec<ClipRow>, WebEr
             ids.insert(r?);
         }
     }
+    if let Some(w) = &req.window {
+        let win = w.parse()?;
+        let ms = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+        let mut st = conn.prepare(
+            "SELECT l.id FROM chain_links l JOIN clips c ON c.clip_id = l.id
+             WHERE l.agent_id = ?1 AND l.camera_id = ?2 AND l.kind = 'piece'
+               AND l.end_ms >= ?3 AND l.start_ms < ?4",
+        )?;
+        for r in st.query_map(params![w.agent_id, w.camera_id, ms(win.from), ms(win.to)], |r| {
+            r.get::<_, String>(0)
+        })? {
+            ids.insert(r?);
+        }
+        if ids.is_empty() {
+            return Err(WebError::Conflict(format!(
+                "no recorded piece of {} / {} between {} and {} is stored at the hub; pull the window first",
+                w.agent_id, w.camera_id, w.from, w.to
+            )));
+        }
+    }
     if ids.is_empty() {
         return Err(WebError::BadRequest(
             "select at least one stored clip (clip_ids) or an event with a stored clip (event_ids)"
@@ -189,8 +241,12 @@ fn write_bundle(
     path: &std::path::Path,
     clips: &[ClipRow],
     export_line: &Value,
+    window: Option<&vigil_evidence::verify::window::Window>,
 ) -> Result<(), WebError> {
     let mut w = BundleWriter::create_zip(path).map_err(bad)?;
+    if let Some(win) = window {
+        w.add_window(win).map_err(bad)?;
+    }
     let mut keys: BTreeSet<String> = BTreeSet::new();
     for c in clips {
         let m =
@@ -241,15 +297,24 @@ fn write_bundle(
                 w.add_chain_record(&r).map_err(bad)?;
             }
         }
+        // Stored clips and the records known without their video (recorded pieces,
+        // announced clip manifests, deletion records), once per seq.
         let mut st = conn.prepare(
-            "SELECT manifest, signature FROM clips WHERE agent_id = ?1 AND camera_id = ?2
-             AND segment_id = ?3 AND seq >= ?4 ORDER BY seq",
+            "SELECT seq, manifest, signature FROM clips WHERE agent_id = ?1 AND camera_id = ?2
+             AND segment_id = ?3 AND seq >= ?4
+             UNION ALL
+             SELECT seq, record, signature FROM chain_records WHERE kind IN ('piece', 'clip', 'deletion')
+             AND agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3 AND seq >= ?4",
         )?;
         let rows = st.query_map(params![agent, camera, segment, first], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
         })?;
+        let mut by_seq: BTreeMap<i64, (Vec<u8>, String)> = BTreeMap::new();
         for r in rows {
-            let (m, sig) = r?;
+            let (seq, m, sig) = r?;
+            by_seq.entry(seq).or_insert((m, sig));
+        }
+        for (m, sig) in by_seq.into_values() {
             let rec = ChainRecord::from_files(m, sig.as_bytes()).map_err(bad)?;
             w.add_chain_record(&rec).map_err(bad)?;
         }
@@ -303,7 +368,8 @@ pub fn create(
         user,
         "export_create",
         &id,
-        &json!({"case_number": case, "clips": clip_ids, "file_name": name}),
+        &json!({"case_number": case, "clips": clip_ids, "file_name": name,
+                "window": req.window.as_ref().map(|w| json!({"agent_id": w.agent_id, "camera_id": w.camera_id, "from": w.from, "to": w.to}))}),
     )?;
     let export_line = json!({
         "type": "export", "export_id": id, "case_number": case, "requested_by": user,
@@ -315,7 +381,8 @@ pub fn create(
     std::fs::create_dir_all(&dir)
         .map_err(|e| WebError::internal(format!("cannot create {}", dir.display()), e))?;
     let path = export_path(layout, &id);
-    if let Err(e) = write_bundle(conn, layout, &path, &clips, &export_line) {
+    let window = req.window.as_ref().map(WindowRequest::parse).transpose()?;
+    if let Err(e) = write_bundle(conn, layout, &path, &clips, &export_line, window.as_ref()) {
         let _ = std::fs::remove_file(&path);
         let _ = audit::append(
             conn,

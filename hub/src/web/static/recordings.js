@@ -42,6 +42,14 @@
       el("td", { text: q.pieces_stored + " of " + q.pieces_known + " stored" + (q.pieces_deleted ? ", " + q.pieces_deleted + " deleted by policy" : "") }),
       el("td", {},
         q.stored.length ? el("button", { type: "button", class: "play", onclick: () => play(q) }, "Play") : "",
+        q.stored.length ? el("button", { type: "button", class: "export", onclick: async () => {
+          try {
+            const x = await api("POST", "/api/exports", { case_number: q.case_number,
+              window: { agent_id: q.agent_id, camera_id: q.camera_id, from: q.from, to: q.to } });
+            toast("Export ready");
+            location.href = x.download_url;
+          } catch (e) { toast(e.message); }
+        } }, "Export") : "",
         q.kind === "hold" && q.status === "active" ? el("button", { type: "button", class: "release", onclick: async () => {
           try { await api("POST", "/api/recordings/requests/" + q.id + "/release"); await loadRequests(); } catch (e) { toast(e.message); }
         } }, "Release hold") : ""))));
