@@ -118,9 +118,9 @@ impl RecordingConfig {
                 self.sync_ms
             ));
         }
-        if self.max_bytes < 64 << 20 {
+        if self.max_bytes < 1 << 20 {
             p.push(format!(
-                "{key}.max_bytes: {} is below 64 MiB; a few pieces would not fit",
+                "{key}.max_bytes: {} is below 1 MiB; not even one piece would fit (use tens of GiB on a real box)",
                 self.max_bytes
             ));
         }
@@ -374,6 +374,46 @@ impl Recording {
                     announce(&dir, outbox)?;
                 }
             }
+            self.report_vanished(&camera, outbox)?;
+        }
+        Ok(())
+    }
+
+    /// Pieces the ledger says were sealed but that are neither on disk nor named by a
+    /// deletion record: removed outside the agent. Each is reported (the hub alerts).
+    fn report_vanished(&self, camera: &str, outbox: &Outbox) -> anyhow::Result<()> {
+        let records = self.store.ledger().records(camera);
+        let deleted: std::collections::HashSet<uuid::Uuid> = records
+            .iter()
+            .filter_map(ChainRecord::deletion)
+            .flat_map(|d| d.pieces.iter().map(|p| p.clip_id))
+            .collect();
+        let present: std::collections::HashSet<uuid::Uuid> =
+            self.store.pieces(camera).iter().map(|p| p.id).collect();
+        for m in records
+            .iter()
+            .filter_map(ChainRecord::manifest)
+            .filter(|m| m.is_piece())
+        {
+            if present.contains(&m.clip_id) || deleted.contains(&m.clip_id) {
+                continue;
+            }
+            let reason = format!(
+                "recording: piece seq {} of camera {camera} ({} to {}) is gone from the recording store without a deletion record: it was deleted or moved outside the agent",
+                m.seq,
+                vigil_evidence::record::utc_ms::format(&m.start),
+                vigil_evidence::record::utc_ms::format(&m.end)
+            );
+            tracing::error!("{reason}");
+            outbox.put_drop(&crate::outbox::DropReport {
+                kind: "outbox_drop".into(),
+                clip_id: Some(m.clip_id),
+                camera_id: camera.to_string(),
+                seq: Some(m.seq),
+                bytes: m.file.size,
+                reason,
+                at: OffsetDateTime::now_utc(),
+            })?;
         }
         Ok(())
     }

@@ -174,17 +174,20 @@ fn explain(records: &[ChainRecord], camera: &str, a: i64, b: i64) -> Option<Stri
             }
         }
     }
-    for r in records.iter().filter(|r| r.camera_id() == camera) {
-        if let Some(m) = r.manifest().filter(|m| m.is_piece()) {
-            if ms(m.start) < b && ms(m.end) > a {
-                return Some(format!(
-                    "the recorded piece of seq {} ({}) is in the chain, but its video is not in the bundle or is not intact",
-                    m.seq, m.clip_id
-                ));
-            }
-        }
+    let absent: Vec<String> = records
+        .iter()
+        .filter(|r| r.camera_id() == camera)
+        .filter_map(ChainRecord::manifest)
+        .filter(|m| m.is_piece() && ms(m.start) < b && ms(m.end) > a)
+        .map(|m| format!("seq {} ({})", m.seq, m.clip_id))
+        .collect();
+    if absent.is_empty() {
+        return None;
     }
-    None
+    Some(format!(
+        "the recorded piece(s) {} are in the chain, but their video is not in the bundle or is not intact",
+        absent.join(", ")
+    ))
 }
 
 fn before_piece(reason: PieceStart) -> String {

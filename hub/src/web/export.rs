@@ -76,14 +76,25 @@ pub struct WindowRequest {
 impl WindowRequest {
     fn parse(&self) -> Result<vigil_evidence::verify::window::Window, WebError> {
         let t = |name: &str, v: &str| {
-            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| WebError::BadRequest(format!("window.{name} {v:?} is not an RFC 3339 time ({e})")))
+            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).map_err(
+                |e| {
+                    WebError::BadRequest(format!(
+                        "window.{name} {v:?} is not an RFC 3339 time ({e})"
+                    ))
+                },
+            )
         };
         let (from, to) = (t("from", &self.from)?, t("to", &self.to)?);
         if to <= from {
-            return Err(WebError::BadRequest("window.to must be after window.from".into()));
+            return Err(WebError::BadRequest(
+                "window.to must be after window.from".into(),
+            ));
         }
-        Ok(vigil_evidence::verify::window::Window::new(&self.camera_id, from, to))
+        Ok(vigil_evidence::verify::window::Window::new(
+            &self.camera_id,
+            from,
+            to,
+        ))
     }
 }
 
@@ -191,9 +202,10 @@ fn resolve(conn: &Connection, req: &ExportRequest) -> Result<Vec<ClipRow>, WebEr
              WHERE l.agent_id = ?1 AND l.camera_id = ?2 AND l.kind = 'piece'
                AND l.end_ms >= ?3 AND l.start_ms < ?4",
         )?;
-        for r in st.query_map(params![w.agent_id, w.camera_id, ms(win.from), ms(win.to)], |r| {
-            r.get::<_, String>(0)
-        })? {
+        for r in st.query_map(
+            params![w.agent_id, w.camera_id, ms(win.from), ms(win.to)],
+            |r| r.get::<_, String>(0),
+        )? {
             ids.insert(r?);
         }
         if ids.is_empty() {
@@ -307,7 +319,11 @@ fn write_bundle(
              AND agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3 AND seq >= ?4",
         )?;
         let rows = st.query_map(params![agent, camera, segment, first], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         let mut by_seq: BTreeMap<i64, (Vec<u8>, String)> = BTreeMap::new();
         for r in rows {
