@@ -351,7 +351,8 @@ fn kill_9_while_writing_clips_loses_no_sealed_clip_and_leaves_no_silent_gap() ->
     let segments = sql(
         &db,
         "SELECT camera_id || ' ' || segment_id || ' ' || group_concat(seq, ',') FROM \
-         (SELECT camera_id, segment_id, seq FROM clips ORDER BY seq) GROUP BY camera_id, segment_id",
+         (SELECT camera_id, segment_id, seq FROM clips UNION \
+          SELECT camera_id, segment_id, seq FROM chain_links ORDER BY seq) GROUP BY camera_id, segment_id",
     )?;
     for line in segments.lines() {
         let mut parts = line.split(' ');

