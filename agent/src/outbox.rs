@@ -368,9 +368,16 @@ pub fn record_kind(name: &str) -> Option<&'static str> {
     let stem = name
         .strip_suffix(".json")
         .or_else(|| name.strip_suffix(".sig"))?;
-    RECORD_KINDS
-        .into_iter()
-        .find(|k| stem.ends_with(&format!("-{k}")))
+    split_record_kind(stem).map(|(_, kind)| kind)
+}
+
+/// `(<before>, kind)` of a record stem `<before>-<kind>`.
+fn split_record_kind(stem: &str) -> Option<(&str, &'static str)> {
+    RECORD_KINDS.into_iter().find_map(|k| {
+        stem.strip_suffix(k)
+            .and_then(|b| b.strip_suffix('-'))
+            .map(|b| (b, k))
+    })
 }
 
 /// Camera id and seq from a clip directory's manifest, when readable.
@@ -405,10 +412,8 @@ fn camera_from_name(path: &Path) -> Option<String> {
                 }
             }
         }
-        for kind in RECORD_KINDS {
-            if let Some(camera) = stem.strip_suffix(&format!("-{kind}")) {
-                return Some(camera.to_string());
-            }
+        if let Some((camera, _)) = split_record_kind(stem) {
+            return Some(camera.to_string());
         }
     }
     None

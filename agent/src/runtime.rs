@@ -95,29 +95,28 @@ pub fn run(
     let (tx, rx) = mpsc::channel::<EventMessage>();
     let service = Arc::new(DetectService::spawn(analyzers, tx)?);
     let version = env!("CARGO_PKG_VERSION");
-    let mut recording = match config.records() {
-        true => {
-            let policies = config
-                .cameras
-                .iter()
-                .filter(|c| c.record)
-                .map(|c| {
-                    (
-                        c.id.clone(),
-                        crate::recording::Policy {
-                            min_days: c.min_days,
-                            max_days: c.max_days,
-                        },
-                    )
-                })
-                .collect();
-            Some(crate::recording::Recording::open(
-                &config.recording,
-                &config.recording_dir(),
-                policies,
-            )?)
-        }
-        false => None,
+    let mut recording = if config.records() {
+        let policies = config
+            .cameras
+            .iter()
+            .filter(|c| c.record)
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    crate::recording::Policy {
+                        min_days: c.min_days,
+                        max_days: c.max_days,
+                    },
+                )
+            })
+            .collect();
+        Some(crate::recording::Recording::open(
+            &config.recording,
+            &config.recording_dir(),
+            policies,
+        )?)
+    } else {
+        None
     };
     let ledger = recording.as_ref().map(|r| r.store.ledger());
     for c in &config.cameras {

@@ -252,6 +252,19 @@ pub mod utc_ms {
             .unwrap_or_else(|_| "invalid-time".into())
     }
 
+    /// Milliseconds since the Unix epoch (the unit the hub's index stores times in).
+    pub fn unix_ms(t: &OffsetDateTime) -> i64 {
+        (t.unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    /// Formats milliseconds since the Unix epoch like [`format`] (RFC 3339 too); a value
+    /// outside the representable years is written as the number.
+    pub fn format_unix_ms(ms: i64) -> String {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .map(|t| format(&t))
+            .unwrap_or_else(|_| ms.to_string())
+    }
+
     /// Parses the exact format `format` writes.
     pub fn parse(s: &str) -> Result<OffsetDateTime, String> {
         PrimitiveDateTime::parse(s, FMT)

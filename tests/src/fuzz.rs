@@ -56,6 +56,28 @@ impl Rng {
         self.next_u64() % n.max(1)
     }
 
+    /// A value in `from..to` (`from` when the range is empty).
+    pub fn between(&mut self, from: u64, to: u64) -> u64 {
+        from + self.below(to.saturating_sub(from))
+    }
+
+    /// Seeded from the environment variable `var` when it holds a number (to replay a
+    /// run), else from the clock; the seed is printed as `VAR=seed` either way.
+    pub fn seeded(var: &str) -> Rng {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+                    | 1
+            });
+        eprintln!("{var}={seed}");
+        Rng(seed)
+    }
+
     fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }

@@ -159,3 +159,21 @@ pub fn spawn_embedded_hub(config: &Path) -> Result<Proc> {
     {}
     Ok(hub)
 }
+
+/// The hub's whole chain of the cameras `filter` selects (an SQL condition on `agent_id`
+/// and `camera_id`): every seq it holds as a clip or knows from a record (recorded
+/// pieces), as `"1,2,…"`, and the gap-free `"1,…,n"` it must equal. Fails when the chain
+/// is shorter than the `clips` the agent signed.
+pub fn chain_seqs(db: &Path, filter: &str, clips: usize) -> Result<(String, String)> {
+    let seqs = sql(
+        db,
+        &format!(
+            "SELECT group_concat(seq, ',') FROM (SELECT seq FROM clips WHERE {filter} \
+             UNION SELECT seq FROM chain_links WHERE {filter} ORDER BY seq)"
+        ),
+    )?;
+    let len = seqs.split(',').count();
+    anyhow::ensure!(len >= clips, "chain {seqs} shorter than {clips} clips");
+    let want: Vec<String> = (1..=len).map(|n| n.to_string()).collect();
+    Ok((seqs, want.join(",")))
+}

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
+use vigil_tests::fuzz::Rng;
 use vigil_tests::stack::sql;
 use vigil_tests::{
     agent, agent_bin, hub_bin, sample, wait_until, workspace_root, Camsim, Mosquitto, Proc,
@@ -82,22 +83,6 @@ fn sealed_clips(log: &str) -> Vec<String> {
             l.get(at..at + 36).map(String::from)
         })
         .collect()
-}
-
-/// xorshift64*: a seeded, logged sequence of kill moments.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn millis(&mut self, from: u64, to: u64) -> u64 {
-        from + self.next() % (to - from)
-    }
 }
 
 #[test]
@@ -173,18 +158,7 @@ fn sigterm_seals_the_open_event_clip_and_exits_zero_within_10_s() -> Result<()> 
 
 #[test]
 fn kill_9_while_writing_clips_loses_no_sealed_clip_and_leaves_no_silent_gap() -> Result<()> {
-    let seed = std::env::var("VIGIL_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-                | 1
-        });
-    eprintln!("VIGIL_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded("VIGIL_CRASH_SEED");
     let dir = tempfile::tempdir()?;
     let broker = Mosquitto::start()?;
     let mut camsim = Camsim::start(&sample("vtest.mp4")?)?;
@@ -215,12 +189,12 @@ fn kill_9_while_writing_clips_loses_no_sealed_clip_and_leaves_no_silent_gap() ->
     let db = data.join("index.sqlite");
 
     let mut logs = String::new();
-    let kills = 3 + (rng.next() % 2) as usize;
+    let kills = 3 + (rng.below(2)) as usize;
     for round in 0..kills {
         let mut proc = spawn_agent(&config)?;
-        let after = rng.millis(2_500, 9_000);
+        let after = rng.between(2_500, 9_000);
         // Odd rounds aim at the write window: a random instant just after a seal starts.
-        let aim = (round % 2 == 1).then(|| rng.millis(0, 600));
+        let aim = (round % 2 == 1).then(|| rng.between(0, 600));
         match aim {
             Some(ms) => {
                 eprintln!("round {round}: SIGKILL {ms} ms into the first seal after {after} ms")

@@ -98,15 +98,10 @@ fn broker_outage_loses_nothing_and_duplicates_nothing() -> Result<()> {
         )
     })?;
     // Exactly once, in chain order: seqs 1..=n, no duplicate clip or seq.
-    let seqs = sql(&db, "SELECT group_concat(seq, ',') FROM (SELECT seq FROM clips WHERE agent_id='a1' AND camera_id='cam1' UNION SELECT seq FROM chain_links WHERE agent_id='a1' AND camera_id='cam1' ORDER BY seq)")?;
     // The hub's whole chain (clips and the recorded pieces it knows by their records).
-    let chain_len = seqs.split(',').count() as u64;
-    assert!(
-        chain_len >= signed as u64,
-        "chain {seqs} shorter than {signed} clips"
-    );
-    let want: Vec<String> = (1..=chain_len).map(|n| n.to_string()).collect();
-    assert_eq!(seqs, want.join(","));
+    let (seqs, want) =
+        vigil_tests::stack::chain_seqs(&db, "agent_id='a1' AND camera_id='cam1'", signed)?;
+    assert_eq!(seqs, want);
     assert_eq!(
         sql(&db, "SELECT COUNT(DISTINCT clip_id) FROM clips")?,
         signed.to_string()

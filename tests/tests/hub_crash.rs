@@ -94,19 +94,9 @@ fn hub_sigkill_mid_transfer_loses_nothing() -> Result<()> {
             hub.stdout()
         )
     })?;
-    let seqs = sql(&db, "SELECT group_concat(seq, ',') FROM (SELECT seq FROM clips WHERE camera_id='cam1' UNION SELECT seq FROM chain_links WHERE camera_id='cam1' ORDER BY seq)")?;
     // The hub's whole chain (clips and the recorded pieces it knows by their records).
-    let chain_len = seqs.split(',').count() as u64;
-    assert!(
-        chain_len >= signed as u64,
-        "chain {seqs} shorter than {signed} clips"
-    );
-    let want: Vec<String> = (1..=chain_len).map(|n| n.to_string()).collect();
-    assert_eq!(
-        seqs,
-        want.join(","),
-        "clips not exactly once in chain order"
-    );
+    let (seqs, want) = vigil_tests::stack::chain_seqs(&db, "camera_id='cam1'", signed)?;
+    assert_eq!(seqs, want, "clips not exactly once in chain order");
     // No partial clip: every indexed file exists with the size and SHA-256 signed for it.
     for row in sql(
         &db,

@@ -139,22 +139,9 @@ fn hub_sigkill_again_and_again_with_the_embedded_broker_loses_nothing() -> Resul
     assert!(missing.is_empty(), "spooled but never indexed: {missing:?}");
     let extra: Vec<_> = indexed.difference(&spooled).collect();
     assert!(extra.is_empty(), "indexed but never spooled: {extra:?}");
-    let seqs = sql(
-        &db,
-        "SELECT group_concat(seq, ',') FROM (SELECT seq FROM clips WHERE camera_id='cam1' UNION SELECT seq FROM chain_links WHERE camera_id='cam1' ORDER BY seq)",
-    )?;
     // The hub's whole chain (clips and the recorded pieces it knows by their records).
-    let chain_len = seqs.split(',').count() as u64;
-    assert!(
-        chain_len >= signed as u64,
-        "chain {seqs} shorter than {signed} clips"
-    );
-    let want: Vec<String> = (1..=chain_len).map(|n| n.to_string()).collect();
-    assert_eq!(
-        seqs,
-        want.join(","),
-        "every clip exactly once, in chain order"
-    );
+    let (seqs, want) = vigil_tests::stack::chain_seqs(&db, "camera_id='cam1'", signed)?;
+    assert_eq!(seqs, want, "every clip exactly once, in chain order");
     assert_eq!(sql(&db, "SELECT COUNT(*) FROM alerts")?, "0", "no alert");
     hub.terminate(Duration::from_secs(10))?;
     Ok(())

@@ -20,6 +20,7 @@ use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use vigil_tests::clipcheck::{check_clip, Source};
+use vigil_tests::fuzz::Rng;
 use vigil_tests::process::run;
 use vigil_tests::{agent, agent_bin, sample, wait_until, workspace_root, Camsim, Proc};
 
@@ -129,18 +130,6 @@ fn span(pieces: &[(PathBuf, Value)]) -> Result<(String, String)> {
     ))
 }
 
-fn seed() -> u64 {
-    std::env::var("VIGIL_RECORDING_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-        })
-}
-
 #[test]
 fn a_recorded_window_exports_verifies_and_is_the_cameras_bytes() -> Result<()> {
     let file = sample("vtest.mp4")?;
@@ -239,18 +228,14 @@ fn kill_9_while_recording_leaves_recovered_pieces_and_no_silent_gap() -> Result<
     let file = sample("vtest.mp4")?;
     let cam = Camsim::start(&file)?;
     let b = Box::new(cam.url(), "")?;
-    let mut rng = seed();
-    eprintln!("VIGIL_RECORDING_SEED={rng}");
+    let mut rng = Rng::seeded("VIGIL_RECORDING_SEED");
     let mut recovered_expected = 0;
     for round in 0..3 {
         let mut agent = b.spawn()?;
         let before = b.pieces().len();
         b.wait_pieces(before + 1, Duration::from_secs(60))?;
-        // xorshift: 300..3800 ms into the next piece.
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let ms = 300 + rng % 3500;
+        // 300..3800 ms into the next piece.
+        let ms = rng.between(300, 3800);
         std::thread::sleep(Duration::from_millis(ms));
         eprintln!("round {round}: SIGKILL {ms} ms after a seal");
         agent.signal(Signal::SIGKILL)?;

@@ -66,25 +66,28 @@ pub fn export(
     let overlaps = |a: OffsetDateTime, b: OffsetDateTime| b >= from && a < to;
     // Per segment, the first seq the slice must start at: the first piece of the
     // window, or a deletion record of a piece in it.
+    let deleted = ledger
+        .iter()
+        .filter_map(ChainRecord::deletion)
+        .flat_map(|d| d.pieces.iter())
+        .filter(|p| overlaps(p.start, p.end))
+        .map(|p| (p.segment_id, p.seq));
+    let manifests = ledger
+        .iter()
+        .filter_map(ChainRecord::manifest)
+        .filter(|m| m.is_piece() && overlaps(m.start, m.end))
+        .map(|m| (m.segment_id, m.seq));
     let mut first: BTreeMap<Uuid, u64> = BTreeMap::new();
-    for p in &pieces {
-        let f = first.entry(p.segment_id).or_insert(p.seq);
-        *f = (*f).min(p.seq);
-    }
-    for r in &ledger {
-        if let Some(d) = r.deletion() {
-            for p in d.pieces.iter().filter(|p| overlaps(p.start, p.end)) {
-                let f = first.entry(p.segment_id).or_insert(p.seq);
-                *f = (*f).min(p.seq);
-            }
-        }
-        if let Some(m) = r
-            .manifest()
-            .filter(|m| m.is_piece() && overlaps(m.start, m.end))
-        {
-            let f = first.entry(m.segment_id).or_insert(m.seq);
-            *f = (*f).min(m.seq);
-        }
+    for (segment, seq) in pieces
+        .iter()
+        .map(|p| (p.segment_id, p.seq))
+        .chain(deleted)
+        .chain(manifests)
+    {
+        first
+            .entry(segment)
+            .and_modify(|f| *f = (*f).min(seq))
+            .or_insert(seq);
     }
     if first.is_empty() {
         anyhow::bail!(

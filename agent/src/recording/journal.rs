@@ -15,7 +15,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -58,8 +58,6 @@ pub struct JournalUnit {
 /// An open journal being appended to.
 pub struct JournalWriter {
     file: File,
-    path: PathBuf,
-    bytes: u64,
 }
 
 impl JournalWriter {
@@ -76,11 +74,7 @@ impl JournalWriter {
         if let Some(dir) = path.parent() {
             File::open(dir)?.sync_all()?;
         }
-        Ok(JournalWriter {
-            file,
-            path: path.to_path_buf(),
-            bytes: head.len() as u64,
-        })
+        Ok(JournalWriter { file })
     }
 
     /// Appends one unit with a single write.
@@ -103,24 +97,12 @@ impl JournalWriter {
         rec.extend_from_slice(bytes);
         let crc = crc32fast::hash(&rec[body_start..]);
         rec.extend_from_slice(&crc.to_le_bytes());
-        self.file.write_all(&rec)?;
-        self.bytes += rec.len() as u64;
-        Ok(())
+        self.file.write_all(&rec)
     }
 
     /// A second handle on the file, for the sync thread's `fdatasync`.
     pub fn sync_handle(&self) -> std::io::Result<File> {
         self.file.try_clone()
-    }
-
-    /// Bytes written so far.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    /// Where the journal is.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

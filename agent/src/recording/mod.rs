@@ -42,9 +42,7 @@ use std::time::Duration;
 use gstreamer as gst;
 use serde::Deserialize;
 use time::OffsetDateTime;
-use vigil_evidence::chain::{
-    ChainRecord, DeletedPiece, Deletion, DeletionReason, MAX_DELETED_PIECES,
-};
+use vigil_evidence::chain::{ChainRecord, DeletedPiece, DeletionReason, MAX_DELETED_PIECES};
 use vigil_evidence::manifest::PieceInfo;
 use vigil_evidence::record::Signed;
 
@@ -310,11 +308,6 @@ impl Recording {
         })
     }
 
-    /// True when `camera_id` is recorded.
-    pub fn records(&self, camera_id: &str) -> bool {
-        self.policies.contains_key(camera_id)
-    }
-
     /// The recorder feeding `camera_id`'s pieces (created on first call).
     pub fn recorder(&mut self, camera_id: &str, camera: Arc<CameraStats>) -> Arc<Recorder> {
         let journal_dir = self.store.camera_dir(camera_id).join("journal");
@@ -348,11 +341,21 @@ impl Recording {
 
     /// Startup recovery (invariants 3 and 4), before any camera runs.
     pub fn recover(&mut self, sealer: &mut Sealer, outbox: &Outbox) -> anyhow::Result<()> {
+        // `open` indexed every sealed piece; a completed `.tmp` adds one to its camera.
+        let mut completed = std::collections::BTreeSet::new();
         for tmp in self.store.tmp_pieces() {
             let dir = PathBuf::from(tmp.to_string_lossy().trim_end_matches(".tmp").to_string());
             match crate::seal::recover_tmp_clip(sealer.chain, &tmp, &dir)? {
                 crate::seal::TmpClip::Completed => {
                     tracing::info!(piece = %dir.display(), "Completed a recorded piece whose seal was interrupted after its chain commit");
+                    // <dir>/<camera>/pieces/<id>
+                    if let Some(camera) = dir
+                        .parent()
+                        .and_then(Path::parent)
+                        .and_then(Path::file_name)
+                    {
+                        completed.insert(camera.to_string_lossy().to_string());
+                    }
                 }
                 crate::seal::TmpClip::Uncommitted { .. } => {
                     // Never committed: its journal (still there) is sealed below.
@@ -360,29 +363,50 @@ impl Recording {
                 }
             }
         }
-        for camera in self.store.cameras() {
-            self.store.reindex(&camera);
-            self.finish_deletions(&camera)?;
+        for camera in &completed {
+            self.store.reindex(camera);
+        }
+        // One read of each camera's ledger serves both startup checks.
+        let ledgers: Vec<(String, Vec<ChainRecord>)> = self
+            .store
+            .cameras()
+            .into_iter()
+            .map(|c| {
+                let records = self.store.ledger().records(&c);
+                (c, records)
+            })
+            .collect();
+        for (camera, records) in &ledgers {
+            self.finish_deletions(camera, records)?;
         }
         for path in self.store.journals() {
             self.recover_journal(&path, sealer, outbox)?;
         }
-        for camera in self.store.cameras() {
-            for p in self.store.pieces(&camera).to_vec() {
-                let dir = self.store.piece_dir(&camera, p.id);
+        for (camera, records) in &ledgers {
+            for p in self.store.pieces(camera).to_vec() {
+                let dir = self.store.piece_dir(camera, p.id);
                 if !dir.join(ANNOUNCED).exists() {
-                    announce(&dir, outbox)?;
+                    let manifest = std::fs::read(dir.join(vigil_evidence::clipdir::MANIFEST_FILE))?;
+                    let sig =
+                        std::fs::read_to_string(dir.join(vigil_evidence::clipdir::SIGNATURE_FILE))?;
+                    announce(&dir, camera, &manifest, &sig, outbox)?;
                 }
             }
-            self.report_vanished(&camera, outbox)?;
+            // The ledger as read before the journals: a piece recovered from one is on
+            // disk, so it could not be reported anyway.
+            self.report_vanished(camera, records, outbox)?;
         }
         Ok(())
     }
 
     /// Pieces the ledger says were sealed but that are neither on disk nor named by a
     /// deletion record: removed outside the agent. Each is reported (the hub alerts).
-    fn report_vanished(&self, camera: &str, outbox: &Outbox) -> anyhow::Result<()> {
-        let records = self.store.ledger().records(camera);
+    fn report_vanished(
+        &self,
+        camera: &str,
+        records: &[ChainRecord],
+        outbox: &Outbox,
+    ) -> anyhow::Result<()> {
         let deleted: std::collections::HashSet<uuid::Uuid> = records
             .iter()
             .filter_map(ChainRecord::deletion)
@@ -419,11 +443,8 @@ impl Recording {
     }
 
     /// Pieces a committed deletion record names but that are still on disk.
-    fn finish_deletions(&mut self, camera: &str) -> anyhow::Result<()> {
-        let doomed: std::collections::HashSet<uuid::Uuid> = self
-            .store
-            .ledger()
-            .records(camera)
+    fn finish_deletions(&mut self, camera: &str, records: &[ChainRecord]) -> anyhow::Result<()> {
+        let doomed: std::collections::HashSet<uuid::Uuid> = records
             .iter()
             .filter_map(ChainRecord::deletion)
             .flat_map(|d| d.pieces.iter().map(|p| p.clip_id))
@@ -587,7 +608,13 @@ impl Recording {
                 return Ok(());
             }
         };
-        announce(&dir, outbox)?;
+        announce(
+            &dir,
+            &done.camera_id,
+            signed.canonical_bytes(),
+            &signed.signature_file(),
+            outbox,
+        )?;
         let _ = std::fs::remove_file(&journal);
         let entry = store::entry_of(signed.record(), signed.sha256(), size);
         if self.store.is_held(&entry) {
@@ -717,32 +744,28 @@ impl Recording {
     }
 
     fn delete(&mut self, d: Doomed, sealer: &mut Sealer, outbox: &Outbox) -> anyhow::Result<()> {
-        let link = sealer.chain.next_link(&d.camera_id)?;
-        let record = Deletion {
-            agent_id: sealer.agent_id.to_string(),
-            agent_version: env!("CARGO_PKG_VERSION").to_string(),
-            key_id: sealer.key.key_id(),
-            camera_id: d.camera_id.clone(),
-            segment_id: link.segment_id,
-            seq: link.seq,
-            prev_manifest_sha256: link.prev_manifest_sha256,
-            time: OffsetDateTime::now_utc(),
-            reason: d.reason,
-            detail: d.detail.clone(),
-            pieces: d
-                .pieces
-                .iter()
-                .map(|p| DeletedPiece {
-                    segment_id: p.segment_id,
-                    seq: p.seq,
-                    clip_id: p.id,
-                    manifest_sha256: p.manifest_sha256,
-                    start: p.start,
-                    end: p.end,
-                    size: p.size,
-                })
-                .collect(),
-        };
+        let pieces = d
+            .pieces
+            .iter()
+            .map(|p| DeletedPiece {
+                segment_id: p.segment_id,
+                seq: p.seq,
+                clip_id: p.id,
+                manifest_sha256: p.manifest_sha256,
+                start: p.start,
+                end: p.end,
+                size: p.size,
+            })
+            .collect();
+        let record = sealer.chain.deletion_draft(
+            sealer.key,
+            env!("CARGO_PKG_VERSION"),
+            &d.camera_id,
+            OffsetDateTime::now_utc(),
+            d.reason,
+            &d.detail,
+            pieces,
+        )?;
         let signed = Signed::sign(&record, sealer.key)?;
         self.store
             .ledger()
@@ -757,18 +780,21 @@ impl Recording {
         for p in &d.pieces {
             self.store.remove(p)?;
         }
-        tracing::info!(camera = %d.camera_id, pieces = d.pieces.len(), reason = d.reason.as_str(), seq = link.seq, "Recorded pieces deleted by policy (signed)");
+        tracing::info!(camera = %d.camera_id, pieces = d.pieces.len(), reason = d.reason.as_str(), seq = signed.record().seq, "Recorded pieces deleted by policy (signed)");
         Ok(())
     }
 }
 
-/// Spools a sealed piece's manifest for the hub and marks the piece announced.
-fn announce(dir: &Path, outbox: &Outbox) -> anyhow::Result<()> {
-    let manifest = std::fs::read(dir.join(vigil_evidence::clipdir::MANIFEST_FILE))?;
-    let sig = std::fs::read_to_string(dir.join(vigil_evidence::clipdir::SIGNATURE_FILE))?;
-    let camera =
-        vigil_evidence::record::decode::<vigil_evidence::manifest::Manifest>(&manifest)?.camera_id;
-    outbox.put_record(&camera, "piece", &manifest, &sig)?;
+/// Spools a sealed piece's manifest (canonical bytes and `.sig` text) for the hub and
+/// marks the piece at `dir` announced.
+fn announce(
+    dir: &Path,
+    camera: &str,
+    manifest: &[u8],
+    sig: &str,
+    outbox: &Outbox,
+) -> anyhow::Result<()> {
+    outbox.put_record(camera, "piece", manifest, sig)?;
     crate::outbox::write_durable(dir, ANNOUNCED, b"")
 }
 

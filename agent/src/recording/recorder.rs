@@ -4,7 +4,6 @@
 //! the stream restarts, or at shutdown.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,19 +53,6 @@ struct State {
     journal_failing: bool,
 }
 
-/// Counters for health and metrics.
-#[derive(Default, Debug)]
-pub struct RecorderStats {
-    /// Access units written to journals.
-    pub units: AtomicU64,
-    /// Bytes written to journals.
-    pub bytes: AtomicU64,
-    /// Units dropped because no key frame had started a piece yet.
-    pub before_keyframe: AtomicU64,
-    /// Journal writes that failed (disk full, I/O error).
-    pub write_errors: AtomicU64,
-}
-
 /// One camera's capture into pieces.
 pub struct Recorder {
     camera_id: String,
@@ -75,8 +61,6 @@ pub struct Recorder {
     camera: Arc<CameraStats>,
     done: Sender<PieceDone>,
     state: Mutex<State>,
-    /// Counters.
-    pub stats: RecorderStats,
 }
 
 impl Recorder {
@@ -101,7 +85,6 @@ impl Recorder {
                 last_wall: None,
                 journal_failing: false,
             }),
-            stats: RecorderStats::default(),
         }
     }
 
@@ -133,7 +116,6 @@ impl Recorder {
         }
         if s.current.is_none() {
             if !u.keyframe {
-                self.stats.before_keyframe.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             let Some(caps) = self.camera.caps.lock().ok().and_then(|c| c.clone()) else {
@@ -159,9 +141,8 @@ impl Recorder {
         let Some(c) = s.current.as_mut() else {
             return;
         };
-        let mut failed = None;
-        if let Some(j) = c.journal.as_mut() {
-            let result = match u.buffer.map_readable() {
+        let failed = c.journal.as_mut().and_then(|j| {
+            match u.buffer.map_readable() {
                 Ok(b) => j.append(
                     b.as_slice(),
                     u.pts.map(gst::ClockTime::nseconds),
@@ -170,20 +151,11 @@ impl Recorder {
                     u.wall.unix_timestamp_nanos() as i64,
                 ),
                 Err(_) => Err(std::io::Error::other("buffer not readable")),
-            };
-            match result {
-                Ok(()) => {
-                    self.stats.units.fetch_add(1, Ordering::Relaxed);
-                    self.stats
-                        .bytes
-                        .fetch_add(u.buffer.size() as u64, Ordering::Relaxed);
-                }
-                Err(e) => failed = Some(e),
             }
-        }
+            .err()
+        });
         c.units.push(u.clone());
         if let Some(e) = failed {
-            self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
             // The piece stays in memory and is still sealed; only crash protection is lost.
             c.journal = None;
             c.sync = None;
@@ -219,7 +191,6 @@ impl Recorder {
                 Some(j)
             }
             Err(e) => {
-                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
                 if !s.journal_failing {
                     tracing::error!(camera = %self.camera_id, path = %path.display(), error = %e, "Cannot create the capture journal; pieces are kept in memory only until sealed");
                 }

@@ -201,11 +201,6 @@ impl RecordingStore {
         list.sort_by_key(|e| (e.start, e.seq));
     }
 
-    /// Bytes of every sealed piece.
-    pub fn total_bytes(&self) -> u64 {
-        self.pieces.values().flatten().map(|p| p.size).sum()
-    }
-
     /// Pieces of `camera_id` overlapping `[from, to)`.
     pub fn overlapping(
         &self,

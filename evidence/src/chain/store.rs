@@ -315,10 +315,12 @@ impl ChainStore {
         self.save(s)
     }
 
-    /// Signs and commits a deletion record at the camera's next link, naming `pieces`.
+    /// The deletion record naming `pieces` at the camera's next link, for `key` and the
+    /// segment's agent, unsigned: the caller signs it, keeps a copy where it must (the
+    /// agent's ledger) and then [`ChainStore::commit_deletion`]s it.
     #[allow(clippy::too_many_arguments)]
-    pub fn sign_deletion(
-        &mut self,
+    pub fn deletion_draft(
+        &self,
         key: &SigningKey,
         agent_version: &str,
         camera_id: &str,
@@ -326,10 +328,10 @@ impl ChainStore {
         reason: DeletionReason,
         detail: &str,
         pieces: Vec<DeletedPiece>,
-    ) -> Result<SignedDeletion> {
+    ) -> Result<Deletion> {
         let s = self.current(camera_id)?;
         let link = self.next_link(camera_id)?;
-        let d = Deletion {
+        Ok(Deletion {
             agent_id: s.agent_id.clone(),
             agent_version: agent_version.to_string(),
             key_id: key.key_id(),
@@ -341,10 +343,7 @@ impl ChainStore {
             reason,
             detail: detail.to_string(),
             pieces,
-        };
-        let signed = Signed::sign(&d, key)?;
-        self.commit_deletion(&signed)?;
-        Ok(signed)
+        })
     }
 
     /// Builds, signs and commits the next manifest for the draft's camera.

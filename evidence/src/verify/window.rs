@@ -80,7 +80,7 @@ pub(super) fn read_window(ctx: &mut Ctx) -> Result<Option<Window>> {
 }
 
 fn ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
+    utc_ms::unix_ms(&t)
 }
 
 pub(super) fn verify_window(
@@ -151,8 +151,8 @@ pub(super) fn verify_window(
             format!(
                 "{:.1} s of the window are not in the bundle ({} to {}): {why}.",
                 (b - a) as f64 / 1000.0,
-                fmt_ms(a),
-                fmt_ms(b)
+                utc_ms::format_unix_ms(a),
+                utc_ms::format_unix_ms(b)
             ),
         ));
     }
@@ -202,10 +202,4 @@ fn before_piece(reason: PieceStart) -> String {
             "unexplained: the next piece says it continues the stream, and no deletion record covers the gap".into()
         }
     }
-}
-
-fn fmt_ms(t: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(t) * 1_000_000)
-        .map(|t| utc_ms::format(&t))
-        .unwrap_or_else(|_| t.to_string())
 }

@@ -75,16 +75,8 @@ pub struct WindowRequest {
 
 impl WindowRequest {
     fn parse(&self) -> Result<vigil_evidence::verify::window::Window, WebError> {
-        let t = |name: &str, v: &str| {
-            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).map_err(
-                |e| {
-                    WebError::BadRequest(format!(
-                        "window.{name} {v:?} is not an RFC 3339 time ({e})"
-                    ))
-                },
-            )
-        };
-        let (from, to) = (t("from", &self.from)?, t("to", &self.to)?);
+        let t = super::recordings::parse_rfc3339;
+        let (from, to) = (t("window.from", &self.from)?, t("window.to", &self.to)?);
         if to <= from {
             return Err(WebError::BadRequest(
                 "window.to must be after window.from".into(),
@@ -196,7 +188,7 @@ fn resolve(conn: &Connection, req: &ExportRequest) -> Result<Vec<ClipRow>, WebEr
     }
     if let Some(w) = &req.window {
         let win = w.parse()?;
-        let ms = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+        let ms = |t: time::OffsetDateTime| vigil_evidence::record::utc_ms::unix_ms(&t);
         let mut st = conn.prepare(
             "SELECT l.id FROM chain_links l JOIN clips c ON c.clip_id = l.id
              WHERE l.agent_id = ?1 AND l.camera_id = ?2 AND l.kind = 'piece'
