@@ -10,7 +10,7 @@ use uuid::Uuid;
 use vigil_evidence::chain::ChainStore;
 use vigil_evidence::clip::ClipDescription;
 use vigil_evidence::keys::SigningKey;
-use vigil_evidence::manifest::{ClockSync, ManifestDraft, SignedManifest};
+use vigil_evidence::manifest::{ClockSync, ManifestDraft, PieceInfo, PieceStart, SignedManifest};
 use vigil_hub::ingest::CHUNK_SIZE;
 use vigil_hub::{AckStatus, Ingest};
 
@@ -95,6 +95,47 @@ impl FakeAgent {
         };
         self.chain.sign_clip(&self.key, draft).unwrap()
     }
+
+    /// A recorded piece of `bytes` said to cover `[start, end)` (seconds after `t0`).
+    fn sign_piece(
+        &mut self,
+        bytes: &[u8],
+        t0: OffsetDateTime,
+        (start, end): (i64, i64),
+        start_reason: PieceStart,
+    ) -> SignedManifest {
+        self.chain
+            .ensure_segment(&self.key, AGENT, "0.1.0", CAMERA, t0)
+            .unwrap();
+        let draft = ManifestDraft {
+            agent_id: AGENT.into(),
+            agent_version: "0.1.0".into(),
+            camera_id: CAMERA.into(),
+            clip_id: Uuid::now_v7(),
+            start: t0 + time::Duration::seconds(start),
+            end: t0 + time::Duration::seconds(end),
+            clock_sync: ClockSync::Unknown,
+            events: vec![],
+            clip: ClipDescription::from_mp4(bytes).unwrap(),
+            model: None,
+            part: None,
+            piece: Some(PieceInfo {
+                recovered: false,
+                start_reason,
+            }),
+        };
+        self.chain.sign_clip(&self.key, draft).unwrap()
+    }
+}
+
+/// A piece manifest as the agent spools it on `records`.
+fn piece_record(m: &SignedManifest) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "kind": "piece",
+        "record_b64": B64.encode(m.canonical_bytes()),
+        "signature": m.signature_file(),
+    }))
+    .unwrap()
 }
 
 fn manifest_msg(m: &SignedManifest) -> Vec<u8> {
@@ -700,5 +741,61 @@ fn spooled_messages_are_acked_end_to_end_and_idempotent() {
             "SELECT COUNT(*) FROM alerts WHERE kind = 'outbox_drop'"
         ),
         1
+    );
+}
+
+/// Seconds missing between recorded pieces whose seqs follow each other: a piece that says
+/// it continues the stream but starts later than the previous one ended is a
+/// `missing_clip` alert, once (a resend raises nothing); a piece after an agent restart
+/// explains its gap and raises nothing.
+#[test]
+fn a_time_gap_between_pieces_that_continue_each_other_alerts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = cut(tmp.path(), "p.mp4", 0, 2);
+    let mut agent = FakeAgent::new(tmp.path(), "a");
+    let mut hub = Ingest::open(&tmp.path().join("data")).unwrap();
+    hub.enroll(AGENT, &agent.pem()).unwrap();
+    let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let pieces = [
+        agent.sign_piece(&bytes, t0, (0, 60), PieceStart::AgentStart),
+        agent.sign_piece(&bytes, t0, (60, 120), PieceStart::Continues),
+        // 6 s after the previous piece's end, yet "continues": nothing explains them.
+        agent.sign_piece(&bytes, t0, (126, 186), PieceStart::Continues),
+        // After an agent restart: the gap is "not recorded", not missing.
+        agent.sign_piece(&bytes, t0, (200, 260), PieceStart::AgentStart),
+        agent.sign_piece(&bytes, t0, (260, 320), PieceStart::Continues),
+    ];
+    let topic = format!("vigil/v1/{AGENT}/records");
+    let alerts = |hub: &Ingest| {
+        count(
+            hub,
+            "SELECT COUNT(*) FROM alerts WHERE kind = 'missing_clip'",
+        )
+    };
+    for (i, p) in pieces.iter().enumerate() {
+        let out = hub.handle(&topic, &piece_record(p));
+        assert!(out.rejected.is_none(), "piece {i}: {:?}", out.rejected);
+        let expected = if i >= 2 { 1 } else { 0 };
+        assert_eq!(alerts(&hub), expected, "after piece seq {}", i + 1);
+    }
+    assert_eq!(
+        count(
+            &hub,
+            "SELECT COUNT(*) FROM alerts WHERE kind = 'missing_clip'
+             AND detail LIKE '%seq 3 %continues seq 2, but 6.0 s between%'"
+        ),
+        1,
+        "the alert names the pieces and the missing seconds"
+    );
+    // The agent resends the piece (its ack was lost): stored once, no second alert.
+    let out = hub.handle(&topic, &piece_record(&pieces[2]));
+    assert!(out.rejected.is_none(), "{:?}", out.rejected);
+    assert_eq!(alerts(&hub), 1);
+    assert_eq!(
+        count(
+            &hub,
+            "SELECT COUNT(*) FROM chain_links WHERE kind = 'piece'"
+        ),
+        5
     );
 }

@@ -32,6 +32,24 @@ pub struct AgentRow {
     pub revoked_at: Option<i64>,
 }
 
+/// Two recorded pieces whose times are further apart than this while the second says it
+/// continues the first leave an unexplained gap (a `missing_clip` alert; the timeline's
+/// `missing`). Pieces meet exactly on a key frame; the slack covers rounding to ms.
+pub const PIECES_MEET_MS: i64 = 1000;
+
+/// A recorded piece's place and times, for the time-gap check.
+#[derive(Debug, Clone)]
+pub struct PieceTimes {
+    /// Its chain seq.
+    pub seq: u64,
+    /// Unix ms of its first frame.
+    pub start_ms: i64,
+    /// Unix ms of its end.
+    pub end_ms: i64,
+    /// `continues`, `agent_start` or `stream_restart`.
+    pub start_reason: String,
+}
+
 /// A chain position the hub knows from a record (docs/architecture.md, completeness).
 #[derive(Debug, Clone)]
 pub struct ChainLinkRow {
@@ -273,6 +291,43 @@ impl Index {
                 },
             )
             .optional()
+    }
+
+    /// The recorded pieces right before and right after `seq` in a segment (by seq), as
+    /// `(seq, start_ms, end_ms, start_reason)`: the time-gap check of a new piece.
+    pub fn piece_neighbours(
+        &self,
+        agent_id: &str,
+        camera_id: &str,
+        segment_id: &str,
+        seq: u64,
+    ) -> rusqlite::Result<[Option<PieceTimes>; 2]> {
+        let one = |sql: &str| {
+            self.conn
+                .query_row(
+                    sql,
+                    params![agent_id, camera_id, segment_id, seq_sql(seq)],
+                    |r| {
+                        Ok(PieceTimes {
+                            seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                            start_ms: r.get(1)?,
+                            end_ms: r.get(2)?,
+                            start_reason: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                        })
+                    },
+                )
+                .optional()
+        };
+        Ok([
+            one("SELECT seq, start_ms, end_ms, start_reason FROM chain_links
+                 WHERE agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3 AND seq < ?4
+                   AND kind = 'piece' AND start_ms IS NOT NULL AND end_ms IS NOT NULL
+                 ORDER BY seq DESC LIMIT 1")?,
+            one("SELECT seq, start_ms, end_ms, start_reason FROM chain_links
+                 WHERE agent_id = ?1 AND camera_id = ?2 AND segment_id = ?3 AND seq > ?4
+                   AND kind = 'piece' AND start_ms IS NOT NULL AND end_ms IS NOT NULL
+                 ORDER BY seq ASC LIMIT 1")?,
+        ])
     }
 
     /// Highest stored seq of a segment (clips and records alike).

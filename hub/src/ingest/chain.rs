@@ -1,8 +1,40 @@
-//! The per-camera chain check of a clip against what is already stored.
+//! The per-camera chain check of a record (clip, piece, deletion) against what is
+//! already stored.
 
 use vigil_evidence::manifest::Manifest;
+use vigil_evidence::record::utc_ms::unix_ms;
 
 use super::{internal, Ingest, Rejection};
+use crate::index::{ChainLinkRow, PieceTimes, PIECES_MEET_MS};
+use vigil_evidence::record::utc_ms::format_unix_ms;
+
+/// A manifest's place in the chain, as the index stores it (`chain_links`).
+pub(super) fn link_of_manifest(m: &Manifest, manifest_sha: &str) -> ChainLinkRow {
+    ChainLinkRow {
+        agent_id: m.agent_id.clone(),
+        camera_id: m.camera_id.clone(),
+        segment_id: m.segment_id.hyphenated().to_string(),
+        seq: m.seq,
+        kind: if m.is_piece() { "piece" } else { "clip" },
+        id: m.clip_id.hyphenated().to_string(),
+        manifest_sha256: manifest_sha.to_string(),
+        prev_manifest_sha256: m.prev_manifest_sha256.to_hex(),
+        start_ms: Some(unix_ms(&m.start)),
+        end_ms: Some(unix_ms(&m.end)),
+        size: Some(m.file.size),
+        recovered: m.piece.is_some_and(|p| p.recovered),
+        start_reason: m.piece.map(|p| p.start_reason.as_str()),
+    }
+}
+
+/// How alerts and rejections name a record of `kind`.
+fn what(kind: &str) -> &'static str {
+    match kind {
+        "piece" => "recorded piece",
+        "deletion" => "deletion record",
+        _ => "clip",
+    }
+}
 
 impl Ingest {
     /// Checks `m` against the stored chain of its segment. `Err` (code
@@ -14,27 +46,21 @@ impl Ingest {
         manifest_sha: &str,
         _final: bool,
     ) -> Result<Option<String>, Rejection> {
-        let at = Link {
-            agent: &m.agent_id,
-            camera: &m.camera_id,
-            segment: m.segment_id.hyphenated().to_string(),
-            seq: m.seq,
-            prev: m.prev_manifest_sha256.to_hex(),
-            sha: manifest_sha,
-            id: m.clip_id.hyphenated().to_string(),
-            what: if m.is_piece() {
-                "recorded piece"
-            } else {
-                "clip"
-            },
-        };
-        self.link_check(&at)
+        self.link_check(&link_of_manifest(m, manifest_sha))
     }
 
     /// The check of any record at a seq (clip, piece or deletion record).
-    pub(super) fn link_check(&self, l: &Link) -> Result<Option<String>, Rejection> {
+    pub(super) fn link_check(&self, l: &ChainLinkRow) -> Result<Option<String>, Rejection> {
         let db = |e| internal("cannot read the chain", e);
-        let (a, c, seg, what, id) = (l.agent, l.camera, l.segment.as_str(), l.what, l.id.as_str());
+        let (a, c, seg, what, id) = (
+            l.agent_id.as_str(),
+            l.camera_id.as_str(),
+            l.segment_id.as_str(),
+            what(l.kind),
+            l.id.as_str(),
+        );
+        let prev = l.prev_manifest_sha256.as_str();
+        let sha = l.manifest_sha256.as_str();
         if let Some(other) = self.index.at_seq(a, c, seg, l.seq).map_err(db)? {
             if other.clip_id != id {
                 return Err(Rejection::new(
@@ -48,7 +74,7 @@ impl Ingest {
         }
         if l.seq == 1 {
             if let Some(reset) = self.index.reset_sha256(a, c, seg).map_err(db)? {
-                if reset != l.prev {
+                if reset != prev {
                     return Err(Rejection::new(
                         "tamper",
                         format!("{what} {id} (seq 1) does not link to segment {seg}'s chain_reset"),
@@ -56,7 +82,7 @@ impl Ingest {
                 }
             }
         } else if let Some(p) = self.index.at_seq(a, c, seg, l.seq - 1).map_err(db)? {
-            if p.manifest_sha256 != l.prev {
+            if p.manifest_sha256 != prev {
                 return Err(Rejection::new(
                     "tamper",
                     format!(
@@ -69,7 +95,7 @@ impl Ingest {
             }
         }
         if let Some(nx) = self.index.at_seq(a, c, seg, l.seq + 1).map_err(db)? {
-            if nx.prev_manifest_sha256 != l.sha {
+            if nx.prev_manifest_sha256 != sha {
                 return Err(Rejection::new(
                     "tamper",
                     format!(
@@ -93,14 +119,42 @@ impl Ingest {
     }
 }
 
-/// A record's position, for [`Ingest::link_check`].
-pub(super) struct Link<'a> {
-    pub agent: &'a str,
-    pub camera: &'a str,
-    pub segment: String,
-    pub seq: u64,
-    pub prev: String,
-    pub sha: &'a str,
-    pub id: String,
-    pub what: &'static str,
+impl Ingest {
+    /// A recorded piece that says it continues the stream must start where the previous
+    /// piece of its segment ended (and the next one, if it continues, where this one
+    /// ends). Seq gaps are caught by [`Ingest::link_check`]; this catches seconds missing
+    /// between pieces whose seqs do follow each other. Returns the alert's words.
+    pub(super) fn piece_time_gap(&self, l: &ChainLinkRow) -> Result<Option<String>, Rejection> {
+        let (Some(start_ms), Some(end_ms), "piece") = (l.start_ms, l.end_ms, l.kind) else {
+            return Ok(None);
+        };
+        let this = PieceTimes {
+            seq: l.seq,
+            start_ms,
+            end_ms,
+            start_reason: l.start_reason.unwrap_or_default().to_string(),
+        };
+        let [before, after] = self
+            .index
+            .piece_neighbours(&l.agent_id, &l.camera_id, &l.segment_id, l.seq)
+            .map_err(|e| internal("cannot read the chain", e))?;
+        let gap = |a: &PieceTimes, b: &PieceTimes| {
+            (b.start_reason == "continues" && b.start_ms > a.end_ms + PIECES_MEET_MS).then(|| {
+                format!(
+                    "recorded piece seq {} of segment {} says it continues seq {}, but {:.1} s \
+                     between {} and {} are in no piece and no record explains them",
+                    b.seq,
+                    l.segment_id,
+                    a.seq,
+                    (b.start_ms - a.end_ms) as f64 / 1000.0,
+                    format_unix_ms(a.end_ms),
+                    format_unix_ms(b.start_ms)
+                )
+            })
+        };
+        Ok(before
+            .as_ref()
+            .and_then(|b| gap(b, &this))
+            .or_else(|| after.as_ref().and_then(|a| gap(&this, a))))
+    }
 }

@@ -8,21 +8,12 @@
 use rusqlite::params;
 use serde_json::json;
 use time::OffsetDateTime;
+use vigil_evidence::record::utc_ms::format_unix_ms;
 
 use super::Ingest;
 
 /// How long the hub waits for a request's pieces before it sends the command again.
 pub const RESEND: i64 = 15;
-
-fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
 
 impl Ingest {
     /// Commands due now (topic, payload); marks them sent. Errors are logged, not fatal.
@@ -40,10 +31,10 @@ impl Ingest {
         let conn = self.index.conn();
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let mut st = conn.prepare(
-            "SELECT id, kind, agent_id, camera_id, from_ms, to_ms, case_number, reason, status
+            "SELECT id, kind, agent_id, camera_id, from_ms, to_ms, case_number, reason, status,
+                    last_sent_at IS NULL OR last_sent_at <= ?1
              FROM recording_requests
-             WHERE status IN ('pending', 'active', 'releasing')
-               AND (last_sent_at IS NULL OR last_sent_at <= ?1)",
+             WHERE status IN ('pending', 'active', 'releasing')",
         )?;
         type Row = (
             String,
@@ -55,6 +46,7 @@ impl Ingest {
             String,
             String,
             String,
+            bool,
         );
         let rows: Vec<Row> = st
             .query_map(params![now - RESEND], |r| {
@@ -68,13 +60,16 @@ impl Ingest {
                     r.get(6)?,
                     r.get(7)?,
                     r.get(8)?,
+                    r.get(9)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::new();
-        for (id, kind, agent, camera, from, to, case, reason, status) in rows {
+        // Every request is looked at on every tick, so a pull is `complete` as soon as its
+        // last piece is stored; only sending to the agent waits for `due` (RESEND).
+        for (id, kind, agent, camera, from, to, case, reason, status, due) in rows {
             let topic = crate::topic::commands_topic(&agent);
-            if status == "releasing" {
+            if status == "releasing" && due {
                 let body = json!({"kind": "release", "hold_id": id});
                 out.push((topic, body.to_string().into_bytes()));
                 conn.execute(
@@ -101,6 +96,9 @@ impl Ingest {
                 tracing::info!(request = %id, agent, camera, pieces = known, "Recorded window pulled completely");
                 continue;
             }
+            if !due || status == "releasing" {
+                continue;
+            }
             if kind == "hold" && covered {
                 // Held and every piece is here: nothing to send until something changes.
                 conn.execute(
@@ -111,10 +109,10 @@ impl Ingest {
             }
             let body = if kind == "pull" {
                 json!({"kind": "pull", "request_id": id, "camera_id": camera,
-                       "from": rfc3339(from), "to": rfc3339(to)})
+                       "from": format_unix_ms(from), "to": format_unix_ms(to)})
             } else {
                 json!({"kind": "hold", "hold_id": id, "camera_id": camera,
-                       "from": rfc3339(from), "to": rfc3339(to), "reason": reason, "case": case})
+                       "from": format_unix_ms(from), "to": format_unix_ms(to), "reason": reason, "case": case})
             };
             out.push((topic, body.to_string().into_bytes()));
             conn.execute(

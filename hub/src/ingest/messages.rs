@@ -5,10 +5,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
 use vigil_evidence::chain::{ChainReset, Deletion};
+use vigil_evidence::keys::PublicKey;
 use vigil_evidence::manifest::Manifest;
-use vigil_evidence::record::Signed;
+use vigil_evidence::record::utc_ms::unix_ms;
+use vigil_evidence::record::{Record, Signed};
 
-use super::chain::Link;
+use super::chain::link_of_manifest;
 use super::{internal, Ingest, Rejection};
 use crate::index::{AlertKind, ChainLinkRow};
 use crate::topic::{shorten, valid_id};
@@ -98,25 +100,41 @@ impl Ingest {
         }
     }
 
-    fn reset_record(
-        &mut self,
+    /// Parses and verifies a signed record under the agent's enrolled `key`, and checks
+    /// that it speaks for `agent` about a valid camera (`names` gives its agent and camera).
+    fn verified<R: Record>(
         agent: &str,
-        key: &vigil_evidence::keys::PublicKey,
+        key: &PublicKey,
         canonical: Vec<u8>,
         signature: &str,
-    ) -> Result<(), Rejection> {
-        let signed = Signed::<ChainReset>::from_files(canonical, signature.as_bytes())
+        names: impl Fn(&R) -> (&str, &str),
+    ) -> Result<Signed<R>, Rejection> {
+        let signed = Signed::<R>::from_files(canonical, signature.as_bytes())
             .map_err(|e| Rejection::new("bad_record", e.to_string()))?;
         signed
             .verify(key)
             .map_err(|e| Rejection::new("bad_signature", e.to_string()))?;
-        let r = signed.record();
-        if r.agent_id != agent || !valid_id(&r.camera_id) {
+        let (a, camera) = names(signed.record());
+        if a != agent || !valid_id(camera) {
             return Err(Rejection::new(
                 "wrong_agent",
-                "chain_reset names another agent or an invalid camera id",
+                format!("{} names another agent or an invalid camera id", R::WHAT),
             ));
         }
+        Ok(signed)
+    }
+
+    fn reset_record(
+        &mut self,
+        agent: &str,
+        key: &PublicKey,
+        canonical: Vec<u8>,
+        signature: &str,
+    ) -> Result<(), Rejection> {
+        let signed = Self::verified::<ChainReset>(agent, key, canonical, signature, |r| {
+            (&r.agent_id, &r.camera_id)
+        })?;
+        let r = signed.record();
         self.index
             .insert_record(
                 &signed.sha256().to_hex(),
@@ -135,153 +153,98 @@ impl Ingest {
     fn manifest_record(
         &mut self,
         agent: &str,
-        key: &vigil_evidence::keys::PublicKey,
+        key: &PublicKey,
         canonical: Vec<u8>,
         signature: &str,
     ) -> Result<(), Rejection> {
-        let signed = Signed::<Manifest>::from_files(canonical, signature.as_bytes())
-            .map_err(|e| Rejection::new("bad_record", e.to_string()))?;
-        signed
-            .verify(key)
-            .map_err(|e| Rejection::new("bad_signature", e.to_string()))?;
-        let m = signed.record();
-        if m.agent_id != agent || !valid_id(&m.camera_id) {
-            return Err(Rejection::new(
-                "wrong_agent",
-                "manifest names another agent or an invalid camera id",
-            ));
-        }
-        let sha = signed.sha256().to_hex();
-        let gap = match self.chain_check(m, &sha, false) {
-            Ok(g) => g,
-            Err(r) => {
-                self.raise(AlertKind::Tamper, agent, &m.camera_id, &r.reason);
-                return Err(r);
-            }
-        };
-        let ms = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
-        let segment = m.segment_id.hyphenated().to_string();
-        let kind = if m.is_piece() { "piece" } else { "clip" };
-        self.index
-            .insert_record(
-                &sha,
-                kind,
-                agent,
-                &m.camera_id,
-                &segment,
-                m.seq,
-                signed.canonical_bytes(),
-                signed.signature_file().trim_end(),
-            )
-            .and_then(|_| {
-                self.index.insert_link(&ChainLinkRow {
-                    agent_id: agent.to_string(),
-                    camera_id: m.camera_id.clone(),
-                    segment_id: segment.clone(),
-                    seq: m.seq,
-                    kind,
-                    id: m.clip_id.hyphenated().to_string(),
-                    manifest_sha256: sha.clone(),
-                    prev_manifest_sha256: m.prev_manifest_sha256.to_hex(),
-                    start_ms: Some(ms(m.start)),
-                    end_ms: Some(ms(m.end)),
-                    size: Some(m.file.size),
-                    recovered: m.piece.is_some_and(|p| p.recovered),
-                    start_reason: m.piece.map(|p| p.start_reason.as_str()),
-                })
-            })
-            .map_err(|e| internal("cannot store the record", e))?;
-        if let Some(detail) = gap {
-            self.raise(AlertKind::MissingClip, agent, &m.camera_id, &detail);
-        }
-        Ok(())
+        let signed = Self::verified::<Manifest>(agent, key, canonical, signature, |m| {
+            (&m.agent_id, &m.camera_id)
+        })?;
+        let link = link_of_manifest(signed.record(), &signed.sha256().to_hex());
+        self.store_link(&link, &signed, |_| Ok(()))
     }
 
     fn deletion_record(
         &mut self,
         agent: &str,
-        key: &vigil_evidence::keys::PublicKey,
+        key: &PublicKey,
         canonical: Vec<u8>,
         signature: &str,
     ) -> Result<(), Rejection> {
-        let signed = Signed::<Deletion>::from_files(canonical, signature.as_bytes())
-            .map_err(|e| Rejection::new("bad_record", e.to_string()))?;
-        signed
-            .verify(key)
-            .map_err(|e| Rejection::new("bad_signature", e.to_string()))?;
+        let signed = Self::verified::<Deletion>(agent, key, canonical, signature, |d| {
+            (&d.agent_id, &d.camera_id)
+        })?;
         let d = signed.record();
-        if d.agent_id != agent || !valid_id(&d.camera_id) {
-            return Err(Rejection::new(
-                "wrong_agent",
-                "deletion record names another agent or an invalid camera id",
-            ));
-        }
         let sha = signed.sha256().to_hex();
-        let segment = d.segment_id.hyphenated().to_string();
-        let link = Link {
-            agent,
-            camera: &d.camera_id,
-            segment: segment.clone(),
+        let link = ChainLinkRow {
+            agent_id: agent.to_string(),
+            camera_id: d.camera_id.clone(),
+            segment_id: d.segment_id.hyphenated().to_string(),
             seq: d.seq,
-            prev: d.prev_manifest_sha256.to_hex(),
-            sha: &sha,
+            kind: "deletion",
             id: sha.clone(),
-            what: "deletion record",
+            manifest_sha256: sha,
+            prev_manifest_sha256: d.prev_manifest_sha256.to_hex(),
+            start_ms: None,
+            end_ms: None,
+            size: None,
+            recovered: false,
+            start_reason: None,
         };
-        let gap = match self.link_check(&link) {
-            Ok(g) => g,
-            Err(r) => {
-                self.raise(AlertKind::Tamper, agent, &d.camera_id, &r.reason);
-                return Err(r);
-            }
-        };
-        let at_ms = (d.time.unix_timestamp_nanos() / 1_000_000) as i64;
         let pieces: Vec<(String, u64)> = d
             .pieces
             .iter()
             .map(|p| (p.segment_id.hyphenated().to_string(), p.seq))
             .collect();
-        self.index
-            .insert_record(
-                &sha,
-                "deletion",
+        self.store_link(&link, &signed, |index| {
+            index.mark_deleted(
                 agent,
                 &d.camera_id,
-                &segment,
+                &pieces,
                 d.seq,
+                d.reason.as_str(),
+                unix_ms(&d.time),
+            )
+        })
+    }
+
+    /// A record that occupies a seq: checked against the stored chain (a conflict is a
+    /// `tamper` alert and rejection), stored in `chain_records` and `chain_links` (then
+    /// `also`), and a gap before it (in seqs, or in time between recorded pieces that
+    /// say they continue each other) raised as `missing_clip`.
+    fn store_link<R: Record>(
+        &mut self,
+        link: &ChainLinkRow,
+        signed: &Signed<R>,
+        also: impl FnOnce(&crate::index::Index) -> rusqlite::Result<()>,
+    ) -> Result<(), Rejection> {
+        let (agent, camera) = (link.agent_id.as_str(), link.camera_id.as_str());
+        let gap = match self.link_check(link) {
+            Ok(g) => g,
+            Err(r) => {
+                self.raise(AlertKind::Tamper, agent, camera, &r.reason);
+                return Err(r);
+            }
+        };
+        let time_gap = self.piece_time_gap(link)?;
+        let new = self
+            .index
+            .insert_record(
+                &link.manifest_sha256,
+                link.kind,
+                agent,
+                camera,
+                &link.segment_id,
+                link.seq,
                 signed.canonical_bytes(),
                 signed.signature_file().trim_end(),
             )
-            .and_then(|_| {
-                self.index.insert_link(&ChainLinkRow {
-                    agent_id: agent.to_string(),
-                    camera_id: d.camera_id.clone(),
-                    segment_id: segment.clone(),
-                    seq: d.seq,
-                    kind: "deletion",
-                    id: sha.clone(),
-                    manifest_sha256: sha.clone(),
-                    prev_manifest_sha256: d.prev_manifest_sha256.to_hex(),
-                    start_ms: None,
-                    end_ms: None,
-                    size: None,
-                    recovered: false,
-                    start_reason: None,
-                })
-            })
-            .and_then(|_| {
-                self.index.mark_deleted(
-                    agent,
-                    &d.camera_id,
-                    &pieces,
-                    d.seq,
-                    d.reason.as_str(),
-                    at_ms,
-                )
-            })
+            .and_then(|_| self.index.insert_link(link))
+            .and_then(|new| also(&self.index).map(|_| new))
             .map_err(|e| internal("cannot store the record", e))?;
-        if let Some(detail) = gap {
-            self.raise(AlertKind::MissingClip, agent, &d.camera_id, &detail);
+        // A resent record (the ack did not reach the agent) raises nothing again.
+        for detail in gap.iter().chain(&time_gap).filter(|_| new) {
+            self.raise(AlertKind::MissingClip, agent, camera, detail);
         }
         Ok(())
     }

@@ -18,10 +18,10 @@ use super::auth::{Auth, InvestigatorRole, ViewerRole};
 use super::db::now;
 use super::error::WebError;
 use super::AppState;
+use crate::index::PIECES_MEET_MS as MEET_MS;
 use crate::topic::valid_id;
+use vigil_evidence::record::utc_ms::{format_unix_ms, unix_ms};
 
-/// Gaps shorter than this between two pieces are the frame interval, not a gap.
-const MEET_MS: i64 = 1000;
 /// Longest window a pull or hold may name (a week).
 const MAX_WINDOW_MS: i64 = 7 * 86_400_000;
 
@@ -102,7 +102,7 @@ pub fn timeline(pieces: &[PieceRow], from: i64, to: i64) -> Vec<Span> {
                 "deleted",
                 format!(
                     "deleted on the box by policy {reason} at {} (signed deletion record)",
-                    fmt_ms(*at)
+                    format_unix_ms(*at)
                 ),
             ),
             (None, false) => (
@@ -139,20 +139,17 @@ pub fn timeline(pieces: &[PieceRow], from: i64, to: i64) -> Vec<Span> {
     spans
 }
 
-fn fmt_ms(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map(|t| vigil_evidence::record::utc_ms::format(&t))
-        .unwrap_or_else(|_| ms.to_string())
+/// Parses an RFC 3339 request time; the error names the field and shows the form.
+pub(super) fn parse_rfc3339(name: &str, v: &str) -> Result<OffsetDateTime, WebError> {
+    OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).map_err(|e| {
+        WebError::BadRequest(format!(
+            "{name} {v:?} is not an RFC 3339 time ({e}); write e.g. 2026-12-04T10:00:00Z"
+        ))
+    })
 }
 
 fn parse_time(name: &str, v: &str) -> Result<i64, WebError> {
-    OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|e| {
-            WebError::BadRequest(format!(
-                "{name} {v:?} is not an RFC 3339 time ({e}); write e.g. 2026-12-04T10:00:00Z"
-            ))
-        })
+    parse_rfc3339(name, v).map(|t| unix_ms(&t))
 }
 
 /// The pieces of a camera overlapping `[from, to)`.
@@ -334,8 +331,8 @@ pub async fn api_request(
                     "recording_hold"
                 },
                 &id,
-                &json!({"agent_id": b.agent_id, "camera_id": b.camera_id, "from": fmt_ms(from),
-                        "to": fmt_ms(to), "case_number": case, "reason": reason}),
+                &json!({"agent_id": b.agent_id, "camera_id": b.camera_id, "from": format_unix_ms(from),
+                        "to": format_unix_ms(to), "case_number": case, "reason": reason}),
             )?;
             c.execute(
                 "INSERT INTO recording_requests
@@ -422,7 +419,7 @@ pub async fn api_requests(
                 let deleted = ps.iter().filter(|p| p.deleted.is_some() && !p.at_hub).count();
                 out.push(json!({
                     "id": id, "kind": kind, "agent_id": agent, "camera_id": camera,
-                    "from": fmt_ms(from), "to": fmt_ms(to), "from_ms": from, "to_ms": to,
+                    "from": format_unix_ms(from), "to": format_unix_ms(to), "from_ms": from, "to_ms": to,
                     "case_number": case, "reason": reason, "requested_by": by, "requested_at": at,
                     "status": status, "completed_at": done, "pieces_known": ps.len(),
                     "pieces_stored": stored.len(), "pieces_deleted": deleted, "stored": stored,
