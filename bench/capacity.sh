@@ -7,7 +7,8 @@
 #     the window, every camera must deliver every access unit (10 fps), the p95 result age
 #     (decoded frame → detections) must stay below 500 ms, and the agent below 90 % of the
 #     machine's CPU. N grows until a condition fails. Agent RSS is sampled (memory).
-# Env: BIN, QUICK, RUNS, WORK; BOX_NS overrides the camera counts tried (empty: no search).
+# Env: BIN, QUICK, RUNS, WORK; BOX_NS overrides the camera counts tried (empty: no search);
+# COST_CAMS overrides the cameras of part 1 (empty: part 1 skipped, e.g. to rerun part 2 alone).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -59,8 +60,9 @@ bare_ms() { # prints "PACED BACK_TO_BACK": CPU ms per inference of the bare mode
         python3 -c 'import json,sys; d = json.load(sys.stdin); print("%.3f %.3f" % (d["paced_cpu_ms"], d["bare_cpu_ms"]))'
 }
 cost_rows=""
-for cam in "vtest_1080p15.mp4 1080p15" "vtest.mp4 768x576@10"; do
-    set -- $cam
+COST_CAMS="${COST_CAMS-vtest_1080p15.mp4:1080p15 vtest.mp4:768x576@10}"
+for cam in $COST_CAMS; do
+    set -- ${cam/:/ }
     camsim "target/samples/$1" "cost-$2"; url=$CAMSIM_URL
     : > "$D/agent_cpu"; : > "$D/ffmpeg_cpu"; : > "$D/ffmpeg1_cpu"; : > "$D/agent_steady"; : > "$D/bare"
     : > "$D/ratio"; : > "$D/ratio_whole"; : > "$D/ratio_d"; : > "$D/bare_b2b"; : > "$D/ratio_b2b"
@@ -125,7 +127,7 @@ BOX_CAMSIM=$CAMSIM_PID
 box_rows=""
 best=0
 for n in $NS; do
-    rm -rf "$D/chain-$n" "$D/outbox-$n"
+    rm -rf "$D/chain-$n" "$D/outbox-$n" "$D/recordings"
     port=$(free_port)
     agent_config "$D/box.toml" "$n" "$URL" 2 "$port"
     "$BIN/vigil-agent" run --config "$D/box.toml" > /dev/null 2> "$D/box-$n.log" &
@@ -189,7 +191,8 @@ min–max). "Whole run" includes start-up (ONNX Runtime and model load, RTSP set
 ${cost_rows}
 ## Cameras per box (768x576@10, detection at 2 fps each)
 
-N RTSP sessions of one camsim (its CPU reported separately), one \`vigil-agent run\` with N cameras; after
+N RTSP sessions of one camsim (its CPU reported separately), one \`vigil-agent run\` with N cameras, every
+one recorded continuously (\`record = true\`, the default: 60 s pieces signed as they are sealed); after
 every camera streams and 5 s of warm-up, a ${WINDOW} s window read from the agent's \`/metrics\` and
 \`/proc\`. Pass: every camera received ≥ 99 % of the 10 fps it was sent (no access unit lost to the
 recording branch), p95 result age < 500 ms on every camera (\`vigil_agent_detect_result_age_p95_seconds\`:

@@ -26,7 +26,7 @@ cpu_seconds() {
 # Quick mode only checks that every script still runs: the independent ones start at once,
 # side by side (their figures then mean nothing, and the Markdown says it is a quick run).
 if [ -n "$QUICK" ]; then
-    for s in delivery latency memory trust; do
+    for s in delivery latency memory trust recording; do
         WORK="$WORK" RUNS="$RUNS" QUICK="$QUICK" BIN="$BIN" bash "bench/$s.sh" > "$WORK/$s.md" 2> "$WORK/$s.err" &
         pids+=($!)
         eval "${s}_pid=$!"
@@ -89,7 +89,9 @@ WORK="$WORK" RUNS="$RUNS" QUICK="$QUICK" BIN="$BIN" bash bench/capacity.sh > "$W
 # 8. Event latency as the camera room sees it: camsim send -> live feed (bench/latency.sh).
 # 9. Memory: agent RSS over 10 minutes at 1/4/16 cameras, hub RSS ingesting 1k clips + 10k events.
 # 10. Trust boundary: clips and events over TLS vs plain, hub RSS with 1000 idle sessions.
-for s in delivery latency memory trust; do
+# 11. Recording: agent CPU and disk with recording on vs off, piece manifests per camera-day
+#     at the hub, pulling a 10-minute 1080p window (bench/recording.sh).
+for s in delivery latency memory trust recording; do
     if [ -n "$QUICK" ]; then
         pid_var="${s}_pid"
         wait "${!pid_var}" || { cat "$WORK/$s.err" >&2; echo "bench: $s.sh failed" >&2; exit 1; }
@@ -160,5 +162,7 @@ $(cat "$WORK/latency.md")
 $(cat "$WORK/memory.md")
 
 $(cat "$WORK/trust.md")
+
+$(cat "$WORK/recording.md")
 MD
 echo "bench: wrote $OUT" >&2

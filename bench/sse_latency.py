@@ -16,25 +16,13 @@ import json
 import sys
 import time
 
-from benchlog import json_lines, summary, ts_ms
+from benchlog import json_lines, login, summary, ts_ms
 
 
 def listen(host, port, user, password, out, seconds):
-    c = http.client.HTTPConnection(host, int(port), timeout=10)
-    c.request("GET", "/api/csrf")
-    r = c.getresponse()
-    csrf = json.loads(r.read())["csrf"]
-    cookies = [h.split(";")[0] for h in r.msg.get_all("Set-Cookie") or []]
-    c.request("POST", "/api/login", body=json.dumps({"username": user, "password": password}),
-              headers={"Content-Type": "application/json", "X-CSRF-Token": csrf,
-                       "Cookie": "; ".join(cookies)})
-    r = c.getresponse()
-    body = r.read()
-    if r.status != 200:
-        sys.exit(f"sse_latency: login failed: {r.status} {body[:200]!r}")
-    cookies += [h.split(";")[0] for h in r.msg.get_all("Set-Cookie") or []]
+    _, headers = login(host, port, user, password)
     live = http.client.HTTPConnection(host, int(port), timeout=30)
-    live.request("GET", "/api/live", headers={"Cookie": "; ".join(cookies), "Accept": "text/event-stream"})
+    live.request("GET", "/api/live", headers={"Cookie": headers["Cookie"], "Accept": "text/event-stream"})
     r = live.getresponse()
     if r.status != 200:
         sys.exit(f"sse_latency: /api/live answered {r.status}")
