@@ -32,6 +32,11 @@ struct Box {
 
 impl Box {
     fn new(camera: &str, extra: &str) -> Result<Box> {
+        Self::with_pieces(camera, extra, 4)
+    }
+
+    /// A box whose recording cuts pieces of `piece_seconds`.
+    fn with_pieces(camera: &str, extra: &str, piece_seconds: u32) -> Result<Box> {
         let dir = tempfile::tempdir()?;
         let key = dir.path().join("agent.key");
         let pem = agent::keygen(&key)?;
@@ -42,7 +47,7 @@ impl Box {
             &config,
             format!(
                 "agent_id = \"a1\"\nkey = {key:?}\nchain_dir = {chain:?}\noutbox_dir = {outbox:?}\n\
-                 [detect]\nmodel = {model:?}\n[recording]\npiece_seconds = 4\n{extra}\n\
+                 [detect]\nmodel = {model:?}\n[recording]\npiece_seconds = {piece_seconds}\n{extra}\n\
                  [[cameras]]\nid = \"cam1\"\nurl = \"{camera}\"\n",
                 chain = dir.path().join("chain"),
                 outbox = dir.path().join("outbox"),
@@ -130,6 +135,71 @@ fn span(pieces: &[(PathBuf, Value)]) -> Result<(String, String)> {
     ))
 }
 
+/// Every piece is the camera's bytes (aligned on the looping source, PTS offsets kept),
+/// at least `piece_seconds` long but the last, not recovered, the first after the agent's
+/// start and every other continuing it, with no unit lost or repeated between pieces.
+fn check_pieces(pieces: &[(PathBuf, Value)], source: &Source, piece_seconds: f64) -> Result<()> {
+    let mut next_source: Option<usize> = None;
+    for (i, (dir, m)) in pieces.iter().enumerate() {
+        ensure!(m["piece"]["recovered"] == false, "piece {i} recovered: {m}");
+        let want = if i == 0 { "agent_start" } else { "continues" };
+        ensure!(
+            m["piece"]["start_reason"] == want,
+            "piece {i}: {}",
+            m["piece"]
+        );
+        let last = i + 1 == pieces.len();
+        let min = if last { 0.0 } else { piece_seconds - 0.1 };
+        let report = check_clip(&dir.join("clip.mp4"), source, min)
+            .with_context(|| format!("piece {i} ({})", dir.display()))?;
+        if let Some(n) = next_source {
+            ensure!(
+                report.alignment.source_start == n % source.aus.len(),
+                "piece {i} starts at source unit {}, the previous ended before {n}",
+                report.alignment.source_start
+            );
+        }
+        next_source = Some(report.alignment.source_start + report.alignment.matched);
+    }
+    Ok(())
+}
+
+/// More than three minutes of continuous recording (30 s pieces, the looping sample
+/// camera wraps twice): every piece is the camera's bytes, the export of the whole span
+/// verifies OK with coverage PASS, and its pieces cover at least 180 s.
+#[test]
+fn three_minutes_of_recording_export_verify_and_are_the_cameras_bytes() -> Result<()> {
+    let file = sample("vtest.mp4")?;
+    let cam = Camsim::start(&file)?;
+    let b = Box::with_pieces(cam.url(), "", 30)?;
+    let agent = b.spawn()?;
+    // 7 sealed pieces of >= 30 s: > 180 s of video.
+    b.wait_pieces(7, Duration::from_secs(300))?;
+    let log = stop(agent)?;
+    let pieces = b.pieces();
+    ensure!(pieces.len() >= 7, "pieces: {}\n{log}", pieces.len());
+    let source = Source::read(&file)?;
+    check_pieces(&pieces, &source, 30.0)?;
+    let (from, to) = span(&pieces)?;
+    let secs = (time::OffsetDateTime::parse(&to, &time::format_description::well_known::Rfc3339)?
+        - time::OffsetDateTime::parse(&from, &time::format_description::well_known::Rfc3339)?)
+    .as_seconds_f64();
+    ensure!(secs >= 180.0, "the pieces span {secs:.1} s");
+    let report = b.export_verify(&from, &to, "bundle")?;
+    ensure!(report["verdict"] == "OK", "verdict: {report:#}");
+    let cov = checks(&report, "window.coverage");
+    ensure!(
+        cov.len() == 1 && cov[0]["status"] == "PASS",
+        "coverage: {cov:?}"
+    );
+    ensure!(
+        report["clips"].as_array().map(Vec::len) == Some(pieces.len()),
+        "bundle clips: {}",
+        report["clips"]
+    );
+    Ok(())
+}
+
 #[test]
 fn a_recorded_window_exports_verifies_and_is_the_cameras_bytes() -> Result<()> {
     let file = sample("vtest.mp4")?;
@@ -142,28 +212,7 @@ fn a_recorded_window_exports_verifies_and_is_the_cameras_bytes() -> Result<()> {
     ensure!(pieces.len() >= 4, "pieces: {}\n{log}", pieces.len());
     // Capture-time signatures: each piece is its own signed clip, one chain, pieces of ~4 s.
     let source = Source::read(&file)?;
-    let mut next_source: Option<usize> = None;
-    for (i, (dir, m)) in pieces.iter().enumerate() {
-        ensure!(m["piece"]["recovered"] == false, "piece {i} recovered: {m}");
-        let want = if i == 0 { "agent_start" } else { "continues" };
-        ensure!(
-            m["piece"]["start_reason"] == want,
-            "piece {i}: {}",
-            m["piece"]
-        );
-        let last = i + 1 == pieces.len();
-        let report = check_clip(&dir.join("clip.mp4"), &source, if last { 0.0 } else { 3.9 })
-            .with_context(|| format!("piece {i} ({})", dir.display()))?;
-        // No unit lost or repeated between pieces.
-        if let Some(n) = next_source {
-            ensure!(
-                report.alignment.source_start == n % source.aus.len(),
-                "piece {i} starts at source unit {}, the previous ended before {n}",
-                report.alignment.source_start
-            );
-        }
-        next_source = Some(report.alignment.source_start + report.alignment.matched);
-    }
+    check_pieces(&pieces, &source, 4.0)?;
     let (from, to) = span(&pieces)?;
     let report = b.export_verify(&from, &to, "bundle")?;
     ensure!(report["verdict"] == "OK", "verdict: {report:#}");
