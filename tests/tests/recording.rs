@@ -164,68 +164,62 @@ fn check_pieces(pieces: &[(PathBuf, Value)], source: &Source, piece_seconds: f64
     Ok(())
 }
 
+/// A box's sealed pieces: directory and manifest.
+type Pieces = Vec<(PathBuf, Value)>;
+
+/// Records from the looping sample camera until `n` pieces of `piece_seconds` are sealed,
+/// checks every piece against the camera's bytes ([`check_pieces`]) and exports the whole
+/// span: it verifies OK, coverage PASS, one bundle clip per piece. Returns the box, its
+/// pieces and the span (RFC 3339).
+fn record_export_verify(
+    piece_seconds: u32,
+    n: usize,
+    timeout: Duration,
+) -> Result<(Box, Pieces, String, String)> {
+    let file = sample("vtest.mp4")?;
+    let cam = Camsim::start(&file)?;
+    let b = Box::with_pieces(cam.url(), "", piece_seconds)?;
+    let agent = b.spawn()?;
+    b.wait_pieces(n, timeout)?;
+    let log = stop(agent)?;
+    let pieces = b.pieces();
+    ensure!(pieces.len() >= n, "pieces: {}\n{log}", pieces.len());
+    // Capture-time signatures: each piece is its own signed clip in one chain.
+    let source = Source::read(&file)?;
+    check_pieces(&pieces, &source, f64::from(piece_seconds))?;
+    let (from, to) = span(&pieces)?;
+    let report = b.export_verify(&from, &to, "bundle")?;
+    ensure!(report["verdict"] == "OK", "verdict: {report:#}");
+    let cov = checks(&report, "window.coverage");
+    ensure!(
+        cov.len() == 1 && cov[0]["status"] == "PASS",
+        "coverage: {cov:?}"
+    );
+    ensure!(
+        report["clips"].as_array().map(Vec::len) == Some(pieces.len()),
+        "bundle clips: {}",
+        report["clips"]
+    );
+    Ok((b, pieces, from, to))
+}
+
 /// More than three minutes of continuous recording (30 s pieces, the looping sample
 /// camera wraps twice): every piece is the camera's bytes, the export of the whole span
 /// verifies OK with coverage PASS, and its pieces cover at least 180 s.
 #[test]
 fn three_minutes_of_recording_export_verify_and_are_the_cameras_bytes() -> Result<()> {
-    let file = sample("vtest.mp4")?;
-    let cam = Camsim::start(&file)?;
-    let b = Box::with_pieces(cam.url(), "", 30)?;
-    let agent = b.spawn()?;
     // 7 sealed pieces of >= 30 s: > 180 s of video.
-    b.wait_pieces(7, Duration::from_secs(300))?;
-    let log = stop(agent)?;
-    let pieces = b.pieces();
-    ensure!(pieces.len() >= 7, "pieces: {}\n{log}", pieces.len());
-    let source = Source::read(&file)?;
-    check_pieces(&pieces, &source, 30.0)?;
-    let (from, to) = span(&pieces)?;
-    let secs = (time::OffsetDateTime::parse(&to, &time::format_description::well_known::Rfc3339)?
-        - time::OffsetDateTime::parse(&from, &time::format_description::well_known::Rfc3339)?)
-    .as_seconds_f64();
+    let (_box, _, from, to) = record_export_verify(30, 7, Duration::from_secs(300))?;
+    let rfc =
+        |t: &str| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339);
+    let secs = (rfc(&to)? - rfc(&from)?).as_seconds_f64();
     ensure!(secs >= 180.0, "the pieces span {secs:.1} s");
-    let report = b.export_verify(&from, &to, "bundle")?;
-    ensure!(report["verdict"] == "OK", "verdict: {report:#}");
-    let cov = checks(&report, "window.coverage");
-    ensure!(
-        cov.len() == 1 && cov[0]["status"] == "PASS",
-        "coverage: {cov:?}"
-    );
-    ensure!(
-        report["clips"].as_array().map(Vec::len) == Some(pieces.len()),
-        "bundle clips: {}",
-        report["clips"]
-    );
     Ok(())
 }
 
 #[test]
 fn a_recorded_window_exports_verifies_and_is_the_cameras_bytes() -> Result<()> {
-    let file = sample("vtest.mp4")?;
-    let cam = Camsim::start(&file)?;
-    let b = Box::new(cam.url(), "")?;
-    let agent = b.spawn()?;
-    b.wait_pieces(4, Duration::from_secs(60))?;
-    let log = stop(agent)?;
-    let pieces = b.pieces();
-    ensure!(pieces.len() >= 4, "pieces: {}\n{log}", pieces.len());
-    // Capture-time signatures: each piece is its own signed clip, one chain, pieces of ~4 s.
-    let source = Source::read(&file)?;
-    check_pieces(&pieces, &source, 4.0)?;
-    let (from, to) = span(&pieces)?;
-    let report = b.export_verify(&from, &to, "bundle")?;
-    ensure!(report["verdict"] == "OK", "verdict: {report:#}");
-    let cov = checks(&report, "window.coverage");
-    ensure!(
-        cov.len() == 1 && cov[0]["status"] == "PASS",
-        "coverage: {cov:?}"
-    );
-    ensure!(
-        report["clips"].as_array().map(Vec::len) == Some(pieces.len()),
-        "bundle clips: {}",
-        report["clips"]
-    );
+    let (b, pieces, from, to) = record_export_verify(4, 4, Duration::from_secs(60))?;
 
     // Tamper on the box: one byte of a piece altered → NOT_OK naming that piece.
     let victim = pieces[1].0.join("clip.mp4");
